@@ -1,0 +1,1 @@
+"""cvn_assets: CVNTrade s43 campaigns and operating supervision on Dagster."""

@@ -1,0 +1,79 @@
+"""Jobs of a campaign: acquisition per (campaign, crypto), the gate per campaign, and the launch.
+
+``launch_discovery`` is the manual's §6.2 launch from the Dagster launchpad: it validates the
+parameters, registers the campaign (manifest + partitions) and tags its run with the campaign id;
+``campaign_sensor`` then requests the acquisition runs and, once they have all finished, the gate.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field, ValidationError
+
+from cvn_assets.acquisition.assets import MARKET_CANDLES, S43_PREDICTIONS
+from cvn_assets.campaigns.registration import register_campaign
+from cvn_assets.contracts.campaign import CampaignSpec, new_campaign_id
+from cvn_assets.gate.assets import S43_GATE
+from cvn_assets.partitions import acquisition_partitions, campaign_partitions
+from cvn_assets.runs import ACQUIRE_JOB, CAMPAIGN_TAG, GATE_JOB, LAUNCH_JOB, STAGE_TAG
+from cvn_assets.storage.resources import ObjectStoreResource
+
+
+# The executor is chosen per deployment in definitions.py (in-process locally, k8s in a cluster).
+s43_acquire_job = dg.define_asset_job(
+    ACQUIRE_JOB, selection=dg.AssetSelection.assets(MARKET_CANDLES, S43_PREDICTIONS),
+    partitions_def=acquisition_partitions,
+    description="One acquisition step (campaign × crypto): candles, walk-forward models, blobs.",
+)
+
+s43_gate_job = dg.define_asset_job(
+    GATE_JOB, selection=dg.AssetSelection.assets(S43_GATE).downstream(),
+    partitions_def=campaign_partitions,
+    description="The gate of one campaign: pools the expected cohort and gives the verdict.",
+)
+
+
+class LaunchDiscoveryConfig(dg.Config):
+    """The manual's §6.2 launch parameters (comma-separated lists as in the Airflow launch)."""
+
+    group: str = Field(description="crypto group: btc-core, defi, … (universes file)")
+    symbols: str = Field(default="", description="comma-separated subset of the group; empty = whole group")
+    horizons: str = Field(default="H1,H2,H4", description="horizons H<n> (n hours of 5-minute bars)")
+    sl_range: str = Field(default="1.0,1.5", description="stop-loss ATR multiples")
+    tp_range: str = Field(default="1.5,2.0", description="take-profit ATR multiples")
+    hpo_trials: int = Field(default=0, description="random-search trials per fold (0 = family defaults)")
+    backtest_days: int = Field(default=60, description="days of 5-minute bars")
+    folds: int = Field(default=3, description="walk-forward folds (>= 2)")
+    families: str = Field(default="naive,logreg,hgb", description="model families")
+    data_source: str = Field(default="synthetic", description="synthetic | files")
+    data_dir: str = Field(default="", description="directory of OHLCV files (data_source=files)")
+    campaign_id: str = Field(default="", description="empty = <group>-<UTC timestamp>")
+    seed: int = Field(default=7, description="campaign seed")
+
+    def to_spec(self) -> CampaignSpec:
+        values = self.model_dump()
+        values["campaign_id"] = values["campaign_id"] or new_campaign_id(self.group)
+        values["data_dir"] = values["data_dir"] or None
+        for name in ("symbols",):
+            values[name] = values[name] or []
+        return CampaignSpec(**values)
+
+
+@dg.op(name="register_campaign", description="Validate the launch parameters and register the campaign.")
+def register_campaign_op(context: dg.OpExecutionContext, config: LaunchDiscoveryConfig,
+                         object_store: ObjectStoreResource) -> str:
+    try:
+        spec = config.to_spec()
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors())
+        raise dg.Failure(description=f"invalid launch parameters — {fields}") from None
+    manifest = register_campaign(context.instance, object_store.store(), object_store.prefix, spec)
+    context.instance.add_run_tags(context.run_id, {CAMPAIGN_TAG: spec.campaign_id, STAGE_TAG: "launch"})
+    context.log.info(f"registered campaign {spec.campaign_id}: {len(manifest.expected)} expected blobs "
+                     f"over {', '.join(spec.cryptos)}; campaign_sensor launches the acquisitions")
+    return spec.campaign_id
+
+
+@dg.job(name=LAUNCH_JOB, description="Launch a discovery campaign (manual §6.2) from the launchpad.")
+def launch_discovery() -> None:
+    register_campaign_op()

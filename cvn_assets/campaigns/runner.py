@@ -1,0 +1,77 @@
+"""Runs a campaign through Dagster on the current instance, for the `cvn` command.
+
+Acquisitions run as real Dagster runs (visible in the UI, tagged with the campaign) in parallel
+worker processes — started with ``spawn``, never ``fork``: forking a process with live client
+threads is the deadlock of the manual's §17.5. The gate runs once they have all finished,
+failed ones included, exactly as ``campaign_sensor`` would.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import dagster as dg
+
+from cvn_assets.contracts.campaign import STORED
+from cvn_assets.gate.report import GateReport, report_key
+from cvn_assets.partitions import acquisition_partition_key
+from cvn_assets.runs import ACQUIRE_JOB, GATE_JOB, acquisition_tags, gate_tags, step_failures
+from cvn_assets.storage.object_store import ObjectStore
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    label: str
+    run_id: str
+    success: bool
+    seconds: float
+    errors: list[str]
+
+
+def _execute(job_name: str, partition_key: str | dg.MultiPartitionKey, tags: dict[str, str], label: str) -> RunOutcome:
+    from cvn_assets.definitions import build_defs
+
+    started = time.monotonic()
+    job = build_defs().resolve_job_def(job_name)
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, partition_key=partition_key, tags=tags,
+                                        raise_on_error=False)
+    return RunOutcome(label=label, run_id=result.run_id, success=result.success,
+                      seconds=round(time.monotonic() - started, 1), errors=step_failures(result))
+
+
+def run_acquisition(campaign_id: str, crypto: str) -> RunOutcome:
+    return _execute(ACQUIRE_JOB, acquisition_partition_key(campaign_id, crypto),
+                    acquisition_tags(campaign_id, crypto), crypto)
+
+
+def run_acquisitions(
+    campaign_id: str, cryptos: Sequence[str], workers: int, on_done: Callable[[RunOutcome], None]
+) -> list[RunOutcome]:
+    if workers <= 1:
+        outcomes = []
+        for crypto in cryptos:
+            outcomes.append(run_acquisition(campaign_id, crypto))
+            on_done(outcomes[-1])
+        return outcomes
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(run_acquisition, campaign_id, crypto) for crypto in cryptos]
+        outcomes = []
+        for future in as_completed(futures):
+            outcomes.append(future.result())
+            on_done(outcomes[-1])
+    order = {crypto: index for index, crypto in enumerate(cryptos)}
+    return sorted(outcomes, key=lambda outcome: order[outcome.label])
+
+
+def run_gate(campaign_id: str) -> RunOutcome:
+    return _execute(GATE_JOB, campaign_id, gate_tags(campaign_id), "gate")
+
+
+def read_report(store: ObjectStore, prefix: str, campaign_id: str) -> GateReport:
+    return GateReport.model_validate_json(store.get(report_key(prefix, campaign_id)), context=STORED)

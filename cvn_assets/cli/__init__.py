@@ -1,0 +1,1 @@
+"""The `cvn` command: the runbook's hands (DESIGN.md, operator commands)."""

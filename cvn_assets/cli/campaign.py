@@ -1,0 +1,83 @@
+"""`cvn campaign launch`: register a discovery campaign and run it through Dagster (manual §6.2)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from cvn_assets.campaigns.registration import register_campaign
+from cvn_assets.campaigns.runner import RunOutcome, run_acquisitions
+from cvn_assets.cli.common import EXIT_USAGE, emit_json, exit_codes, fail, progress, require_dagster_home, storage, validation_message
+from cvn_assets.cli.gate import gate_and_report, render_report
+from cvn_assets.contracts.campaign import CampaignSpec, new_campaign_id
+
+
+@click.group("campaign")
+def campaign_group() -> None:
+    """Discovery campaigns (manual §6.2)."""
+
+
+@campaign_group.command("launch")
+@click.option("--group", required=True, help="crypto group of the universes file: defi, btc-core, …")
+@click.option("--symbols", help="comma-separated subset of the group (default: the whole group)")
+@click.option("--folds", type=int, help="walk-forward folds, >= 2 (default 3)")
+@click.option("--families", help="model families, e.g. naive,logreg,hgb (default)")
+@click.option("--horizons", help="horizons H<n> = n hours of 5-minute bars, e.g. H1,H2,H4 (default)")
+@click.option("--sl-range", help="stop-loss ATR multiples to screen, e.g. 1.0,1.5 (default)")
+@click.option("--tp-range", help="take-profit ATR multiples to screen, e.g. 1.5,2.0 (default)")
+@click.option("--hpo-trials", type=int, help="random-search trials per fold; 0 = family defaults (default)")
+@click.option("--backtest-days", type=int, help="days of 5-minute bars in the window (default 60)")
+@click.option("--data-source", type=click.Choice(["synthetic", "files"]), help="synthetic (default) or files")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="directory of OHLCV files (with --data-source files)")
+@click.option("--campaign-id", help="default: <group>-<UTC timestamp>")
+@click.option("--seed", type=int, help="campaign seed (default 7)")
+@click.option("--workers", type=int, default=min(2, os.cpu_count() or 1), show_default=True,
+              help="acquisitions run in parallel")
+@click.option("--json", "as_json", is_flag=True, help="print the gate report as one JSON object")
+@exit_codes
+def launch_command(group: str, campaign_id: str | None, workers: int, as_json: bool, **options: object) -> None:
+    """Validate, register and run a campaign: acquisitions, then the gate; print the verdict.
+
+    Every run goes through Dagster on the instance in DAGSTER_HOME, tagged cvn/campaign=ID, so
+    `make dev` shows the partitions, the gate and its checks. Nothing is written for bad input
+    (exit 2). Exit 0 whatever the verdict; 1 if the gate fails loud on a malformed blob.
+    """
+    values = {name: value for name, value in options.items() if value is not None}
+    try:
+        spec = CampaignSpec(campaign_id=campaign_id or new_campaign_id(group), group=group, **values)
+    except ValidationError as exc:
+        fail(validation_message(exc, "campaign"), EXIT_USAGE)
+    if workers < 1:
+        fail(f"--workers {workers} is invalid: expected at least 1", EXIT_USAGE)
+    require_dagster_home()
+    store, settings = storage()
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        manifest = register_campaign(instance, store, settings.prefix, spec)
+    cryptos = manifest.spec.cryptos
+    progress(f"campaign {spec.campaign_id}: {len(manifest.expected)} blobs expected "
+             f"({len(cryptos)} cryptos × {spec.folds} folds × {len(spec.families)} families) on {store.describe()}")
+    started = time.monotonic()
+    done = 0
+
+    def on_done(outcome: RunOutcome) -> None:
+        nonlocal done
+        done += 1
+        state = "ok" if outcome.success else "FAILED — " + "; ".join(outcome.errors)
+        progress(f"  [{done}/{len(cryptos)}] acquisition {outcome.label}: {state} ({outcome.seconds:.1f} s, run {outcome.run_id[:8]})")
+
+    acquisitions = run_acquisitions(spec.campaign_id, cryptos, min(workers, len(cryptos)), on_done)
+    progress(f"acquisitions finished in {time.monotonic() - started:.1f} s; gating …")
+    gate_outcome, report = gate_and_report(spec.campaign_id)
+    progress(f"campaign finished in {time.monotonic() - started:.1f} s")
+    if as_json:
+        emit_json({**report.model_dump(mode="json"), "gate_run_id": gate_outcome.run_id,
+                   "acquisition_runs": {o.label: {"run_id": o.run_id, "success": o.success, "errors": o.errors}
+                                        for o in acquisitions}})
+    else:
+        click.echo(render_report(report))

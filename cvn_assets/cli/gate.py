@@ -1,0 +1,74 @@
+"""`cvn gate --campaign ID`: re-run a campaign's gate through Dagster (runbook scenario A)."""
+
+from __future__ import annotations
+
+import click
+
+from cvn_assets.campaigns.runner import RunOutcome, read_report, run_gate
+from cvn_assets.cli.common import EXIT_ERROR, emit_json, exit_codes, fail, progress, require_dagster_home, storage
+from cvn_assets.contracts.identifiers import validate_campaign_id
+from cvn_assets.gate.report import GateReport
+from cvn_assets.storage.manifests import read_manifest
+
+
+def render_report(report: GateReport) -> str:
+    lines = [report.summary, f"campaign {report.campaign_id} (group {report.group}) — verdict {report.verdict.value}"]
+    present = sum(1 for entry in report.cohort if entry.status == "present")
+    lines.append(f"cohort: {present}/{len(report.cohort)} blobs present")
+    if report.transport_suspect:
+        lines.append("transport suspect: every blob is absent — run `cvn s3 check` (runbook scenario C)")
+    for entry in report.cohort:
+        if entry.status == "absent":
+            lines.append(f"  absent {entry.key}" + (f" — {entry.reason}" if entry.reason else ""))
+    for crypto, verdict in sorted((report.cryptos or {}).items()):
+        mark = "candidate" if verdict.candidate else "rejected"
+        signals = verdict.signals
+        lines.append(
+            f"  {crypto:<10} {verdict.diagnostic:<18} {mark:<9} family={signals.get('family')} "
+            f"f1_buy={_num(signals.get('f1_buy'))} baseline={_num(signals.get('baseline_f1_buy'))} "
+            f"sortino={_num(signals.get('sortino'))}"
+        )
+        lines.append(f"  {'':<10} next: {verdict.action}")
+        if verdict.relaunch:
+            lines.append(f"  {'':<10} relaunch: {verdict.relaunch}")
+    return "\n".join(lines)
+
+
+def _num(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def gate_and_report(campaign_id: str) -> tuple[RunOutcome, GateReport]:
+    """Run the gate job; fail loud (exit 1) with the root cause when the gate run fails."""
+    outcome = run_gate(campaign_id)
+    if not outcome.success:
+        fail(f"gate run {outcome.run_id} of campaign {campaign_id} failed:\n  " + "\n  ".join(outcome.errors)
+             + "\n  (runbook scenario B: `cvn blob inspect KEY`, fix the producer, re-run the acquisition)",
+             EXIT_ERROR)
+    store, settings = storage()
+    return outcome, read_report(store, settings.prefix, campaign_id)
+
+
+@click.command("gate")
+@click.option("--campaign", "campaign_id", required=True, help="campaign id, e.g. defi-20261123-031500")
+@click.option("--json", "as_json", is_flag=True, help="print the report as one JSON object")
+@exit_codes
+def gate_command(campaign_id: str, as_json: bool) -> None:
+    """Re-read the expected cohort of a campaign and print its verdict.
+
+    Runs the s43_gate job on the current Dagster instance (it shows in the UI). An absent blob
+    gives INCONCLUSIVE_TOOLING (exit 0); a malformed blob fails the gate (exit 1).
+    """
+    try:
+        validate_campaign_id(campaign_id)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    require_dagster_home()
+    store, settings = storage()
+    read_manifest(store, settings.prefix, campaign_id)  # exit 2 when the campaign is unknown
+    progress(f"gating campaign {campaign_id} on {store.describe()} …")
+    outcome, report = gate_and_report(campaign_id)
+    if as_json:
+        emit_json({**report.model_dump(mode="json"), "gate_run_id": outcome.run_id})
+    else:
+        click.echo(render_report(report))

@@ -1,0 +1,64 @@
+"""The one assembly point of the code location (``[tool.dagster] module_name``).
+
+Nothing is read from the environment at import: ``build_defs`` decides the deployment (object
+store backend, executor) when Dagster asks for the definitions, and the `cvn` command calls the
+same function, so the UI and the command always run the same graph.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import dagster as dg
+
+from cvn_assets.acquisition.assets import market_candles, s43_predictions
+from cvn_assets.campaigns.jobs import launch_discovery, s43_acquire_job, s43_gate_job
+from cvn_assets.campaigns.sensors import campaign_sensor
+from cvn_assets.gate.assets import cohort_intact, s43_gate
+from cvn_assets.storage.candles_io_manager import CandlesIOManager
+from cvn_assets.storage.io_manager import S43PredictionIOManager
+from cvn_assets.storage.resources import ObjectStoreResource
+from cvn_assets.storage.settings import StorageSettings
+
+EXECUTOR_ENV = "CVN_EXECUTOR"
+
+
+def _executor(environ: Mapping[str, str]) -> dg.ExecutorDefinition:
+    """In-process locally (a step per process would cost more than it runs); k8s in a cluster."""
+    choice = environ.get(EXECUTOR_ENV, "in_process")
+    if choice == "in_process":
+        return dg.in_process_executor
+    if choice == "multiprocess":
+        return dg.multiprocess_executor
+    if choice == "k8s":
+        from cvn_assets.operations.k8s import k8s_executor
+
+        return k8s_executor()
+    raise ValueError(f"{EXECUTOR_ENV}={choice!r} is invalid: expected in_process, multiprocess or k8s")
+
+
+def build_resources(environ: Mapping[str, str]) -> dict[str, object]:
+    object_store = ObjectStoreResource.from_settings(StorageSettings.from_env(dict(environ)))
+    return {
+        "object_store": object_store,
+        "s43_io_manager": S43PredictionIOManager(object_store=object_store),
+        "candles_io_manager": CandlesIOManager(object_store=object_store),
+    }
+
+
+def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
+    environ = os.environ if environ is None else environ
+    return dg.Definitions(
+        assets=[market_candles, s43_predictions, s43_gate],
+        asset_checks=[cohort_intact],
+        jobs=[s43_acquire_job, s43_gate_job, launch_discovery],
+        sensors=[campaign_sensor],
+        resources=build_resources(environ),
+        executor=_executor(environ),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_defs()

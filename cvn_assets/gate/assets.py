@@ -1,0 +1,143 @@
+"""The gate asset [campaign] and its checks.
+
+``s43_gate`` pools exactly the expected cohort (loaded by the s43 IO manager) and records the
+verdict. ``cohort_complete`` (WARN) flags absent blobs. ``cohort_intact`` (ERROR) reads storage
+itself in its own step with no dependency on the gate, so it reports corruption even when the
+gate's input load raised — that is the run an operator opens first (runbook scenario B).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dagster as dg
+
+from cvn_assets.acquisition.assets import S43_PREDICTIONS
+from cvn_assets.contracts.blob import BlobError
+from cvn_assets.events import Event, log_event
+from cvn_assets.gate.cohort import Cohort, load_cohort
+from cvn_assets.gate.report import GateReport, Verdict, report_key
+from cvn_assets.gate.verdict import evaluate_gate
+from cvn_assets.partitions import CAMPAIGN_DIMENSION, campaign_partitions
+from cvn_assets.runs import acquisition_failure_reasons
+from cvn_assets.storage.object_store import StorageError
+from cvn_assets.storage.resources import ObjectStoreResource
+
+S43_GATE = "s43_gate"
+COHORT_COMPLETE = "cohort_complete"
+COHORT_INTACT = "cohort_intact"
+GATE_GROUP = "gate"
+
+
+def _markdown_table(report: GateReport) -> str:
+    if report.cryptos is None:
+        lines = ["| crypto | fold | family | status | reason |", "|---|---|---|---|---|"]
+        lines += [f"| {e.crypto} | {e.fold} | {e.family} | {e.status} | {e.reason or ''} |"
+                  for e in report.cohort if e.status == "absent"]
+        return "\n".join(lines)
+    lines = ["| crypto | diagnostic | candidate | family | f1_buy | baseline | delta | sortino | action |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for crypto, verdict in sorted(report.cryptos.items()):
+        s = verdict.signals
+        lines.append(
+            f"| {crypto} | {verdict.diagnostic} | {'yes' if verdict.candidate else 'no'} | {s.get('family', '')} "
+            f"| {_fmt(s.get('f1_buy'))} | {_fmt(s.get('baseline_f1_buy'))} | {_fmt(s.get('f1_buy_delta'))} "
+            f"| {_fmt(s.get('sortino'))} | {verdict.action} |"
+        )
+    return "\n".join(lines)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value if value is not None else "")
+
+
+def gate_metadata(report: GateReport) -> dict[str, object]:
+    metadata: dict[str, object] = {
+        "verdict": report.verdict.value,
+        "transport_suspect": report.transport_suspect,
+        "summary": report.summary,
+        "expected_blobs": len(report.cohort),
+        "absent_blobs": len(report.missing),
+        "missing": dg.MetadataValue.json(report.missing),
+        "codes": ", ".join(report.codes) or "none",
+        "cryptos": dg.MetadataValue.md(_markdown_table(report)),
+    }
+    for crypto, verdict in (report.cryptos or {}).items():
+        for name, value in verdict.signals.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                metadata[f"{crypto}/{name}"] = float(value)
+    return metadata
+
+
+@dg.asset(
+    name=S43_GATE,
+    partitions_def=campaign_partitions,
+    group_name=GATE_GROUP,
+    ins={"cohort": dg.AssetIn(
+        S43_PREDICTIONS,
+        partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=CAMPAIGN_DIMENSION),
+    )},
+    check_specs=[dg.AssetCheckSpec(COHORT_COMPLETE, asset=S43_GATE,
+                                   description="every expected blob of the campaign is present")],
+    kinds={"python"},
+)
+def s43_gate(context: dg.AssetExecutionContext, cohort: Cohort, object_store: ObjectStoreResource):
+    """Verdict of one campaign: PASS, FAIL (NO_CANDIDATES) or INCONCLUSIVE_TOOLING (incomplete cohort)."""
+    report = evaluate_gate(cohort)
+    store = object_store.store()
+    store.put(report_key(object_store.prefix, report.campaign_id), report.model_dump_json(indent=2).encode(),
+              content_type="application/json")
+    log_event(context.log, Event.GATE_VERDICT,
+              logging.WARNING if report.verdict == Verdict.INCONCLUSIVE_TOOLING else logging.INFO,
+              campaign=report.campaign_id, verdict=report.verdict.value,
+              transport_suspect=report.transport_suspect, absent=len(report.missing),
+              codes=report.codes)
+    return dg.MaterializeResult(
+        metadata=gate_metadata(report),
+        check_results=[dg.AssetCheckResult(
+            check_name=COHORT_COMPLETE,
+            passed=cohort.complete,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"absent": len(report.missing), "missing": dg.MetadataValue.json(report.missing),
+                      "transport_suspect": report.transport_suspect},
+        )],
+    )
+
+
+@dg.op(
+    name=f"{S43_GATE}_{COHORT_INTACT}",
+    out={COHORT_INTACT: dg.Out(dg.AssetCheckResult)},
+    description="Reads the campaign's cohort from storage and fails with ERROR if a present blob is malformed.",
+)
+def _cohort_intact_op(context: dg.OpExecutionContext, object_store: ObjectStoreResource) -> dg.AssetCheckResult:
+    campaign_id = context.partition_key
+    store = object_store.store()
+    try:
+        cohort = load_cohort(store, object_store.prefix, campaign_id,
+                             absence_reasons=lambda: acquisition_failure_reasons(context.instance, campaign_id))
+    except (BlobError, StorageError) as exc:
+        log_event(context.log, Event.PRED_LOAD_FAILED, logging.ERROR, campaign=campaign_id,
+                  key=getattr(exc, "key", ""), error=str(exc))
+        return dg.AssetCheckResult(
+            check_name=COHORT_INTACT, asset_key=S43_GATE, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"error": str(exc), "key": getattr(exc, "key", ""),
+                      "next_step": f"cvn blob inspect {getattr(exc, 'key', '')}".strip()},
+        )
+    return dg.AssetCheckResult(
+        check_name=COHORT_INTACT, asset_key=S43_GATE, passed=True, severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"present": len(cohort.entries) - len(cohort.absent), "absent": len(cohort.absent)},
+    )
+
+
+# Built from an op with no input so that its step does not depend on the gate's step
+# (@asset_check always adds that dependency, and Dagster skips a step whose upstream failed).
+cohort_intact = dg.AssetChecksDefinition(
+    keys_by_input_name={},
+    keys_by_output_name={},
+    node_def=_cohort_intact_op,
+    partitions_def=campaign_partitions,
+    check_specs_by_output_name={COHORT_INTACT: dg.AssetCheckSpec(
+        COHORT_INTACT, asset=S43_GATE, partitions_def=campaign_partitions,
+        description="no present blob of the cohort is malformed (schema, arrays, shapes, checksum)",
+    )},
+)

@@ -1,0 +1,112 @@
+"""The cohort of one campaign: every expected blob, present (decoded, validated) or absent.
+
+This is where the runbook's two failure modes part ways. An absent blob is tolerated — the
+entry records why, as the acquisition logged it — and the cohort is then incomplete, so
+``pooled()`` refuses to produce anything (never a partial pool). A present blob that does not
+decode raises its ``s43 npz …`` ValueError at load: corruption is never mistaken for absence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from cvn_assets.contracts.blob import BlobCorrupt, PredictionBlob, decode_blob
+from cvn_assets.contracts.campaign import CampaignManifest
+from cvn_assets.contracts.keys import BlobRef
+from cvn_assets.storage.manifests import read_manifest
+from cvn_assets.storage.object_store import IntegrityError, ObjectNotFound, ObjectStore
+
+DEFAULT_MAX_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class CohortEntry:
+    ref: BlobRef
+    key: str
+    blob: PredictionBlob | None
+    reason: str | None = None
+
+    @property
+    def present(self) -> bool:
+        return self.blob is not None
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """The expected cohort of one campaign as found in storage."""
+
+    manifest: CampaignManifest
+    entries: list[CohortEntry]
+    store_description: str = field(default="")
+
+    @property
+    def campaign_id(self) -> str:
+        return self.manifest.campaign_id
+
+    @property
+    def complete(self) -> bool:
+        return all(entry.present for entry in self.entries)
+
+    @property
+    def absent(self) -> list[CohortEntry]:
+        return [entry for entry in self.entries if not entry.present]
+
+    @property
+    def missing_keys(self) -> list[str]:
+        return [entry.key for entry in self.absent]
+
+    @property
+    def transport_suspect(self) -> bool:
+        """Every expected blob is absent: a transport/config problem, not N independent failures."""
+        return bool(self.entries) and not any(entry.present for entry in self.entries)
+
+    def pooled(self) -> dict[str, list[PredictionBlob]]:
+        """Blobs by crypto, in manifest order. Refuses an incomplete cohort."""
+        if not self.complete:
+            raise ValueError(
+                f"cohort of campaign {self.campaign_id} is incomplete: expected {len(self.entries)} blobs, "
+                f"{len(self.absent)} absent ({', '.join(self.missing_keys[:5])}…); a partial pool is never computed"
+            )
+        pooled: dict[str, list[PredictionBlob]] = {}
+        for entry in self.entries:
+            pooled.setdefault(entry.ref.crypto, []).append(entry.blob)  # type: ignore[arg-type]
+        return pooled
+
+
+def _load_entry(store: ObjectStore, key: str, ref: BlobRef) -> PredictionBlob | None:
+    try:
+        data = store.get(key)
+    except ObjectNotFound:
+        return None
+    except IntegrityError as exc:
+        raise BlobCorrupt(key, f"checksum mismatch: stored sha256 {exc.expected}, bytes hash to {exc.found}") from None
+    return decode_blob(data, key, expected=ref)
+
+
+def load_cohort(
+    store: ObjectStore,
+    prefix: str,
+    campaign_id: str,
+    absence_reasons: Callable[[], Mapping[str, str]] | None = None,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+) -> Cohort:
+    """Read the manifest, then every expected blob concurrently with a bounded pool.
+
+    ``absence_reasons`` is called only when something is absent and maps a crypto to the reason
+    its acquisition logged. Raises the blob's ``s43 npz …`` ValueError for a malformed blob and
+    ``StorageError`` when the store cannot be reached (that is not absence either).
+    """
+    manifest = read_manifest(store, prefix, campaign_id)
+    keys = [ref.key(prefix) for ref in manifest.expected]
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(keys) or 1))) as pool:
+        blobs = list(pool.map(lambda pair: _load_entry(store, *pair), zip(keys, manifest.expected)))
+    reasons: Mapping[str, str] = {}
+    if any(blob is None for blob in blobs) and absence_reasons is not None:
+        reasons = absence_reasons()
+    entries = [
+        CohortEntry(ref=ref, key=key, blob=blob, reason=None if blob is not None else reasons.get(ref.crypto))
+        for ref, key, blob in zip(manifest.expected, keys, blobs)
+    ]
+    return Cohort(manifest=manifest, entries=entries, store_description=store.describe())

@@ -1,0 +1,60 @@
+"""The gate's verdict over a cohort (DESIGN.md): pure logic, no Dagster.
+
+INCONCLUSIVE_TOOLING as soon as one expected blob is absent — with no pooled metric at all —
+and ``transport_suspect`` when every blob is absent (runbook scenario C). Otherwise each crypto
+is diagnosed within itself (ADR-27) and the campaign passes when at least one crypto qualifies.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from cvn_assets.gate.cohort import Cohort
+from cvn_assets.gate.diagnosis import evaluate_cryptos, run_level_codes
+from cvn_assets.gate.report import CohortStatus, GateReport, Verdict
+from cvn_assets.gate.settings import GateSettings
+
+
+def cohort_statuses(cohort: Cohort) -> list[CohortStatus]:
+    return [
+        CohortStatus(
+            crypto=entry.ref.crypto, fold=entry.ref.fold, family=entry.ref.family, key=entry.key,
+            status="present" if entry.present else "absent", reason=entry.reason,
+        )
+        for entry in cohort.entries
+    ]
+
+
+def _absence_summary(cohort: Cohort) -> str:
+    absent = cohort.absent
+    if cohort.transport_suspect:
+        return (
+            f"INCONCLUSIVE_TOOLING: all {len(absent)} expected blobs are absent — a transport/config "
+            f"problem, not independent failures (runbook scenario C: `cvn s3 check`; store: {cohort.store_description})"
+        )
+    cryptos = sorted({entry.ref.crypto for entry in absent})
+    return (
+        f"INCONCLUSIVE_TOOLING: {len(absent)} of {len(cohort.entries)} expected blobs absent "
+        f"({', '.join(cryptos)}); no metric pooled (runbook scenario A: re-run those acquisitions, "
+        f"then `cvn gate --campaign {cohort.campaign_id}`)"
+    )
+
+
+def evaluate_gate(cohort: Cohort, settings: GateSettings | None = None, now: datetime | None = None) -> GateReport:
+    spec = cohort.manifest.spec
+    common = dict(
+        campaign_id=cohort.campaign_id, group=spec.group, cohort=cohort_statuses(cohort),
+        missing=cohort.missing_keys, transport_suspect=cohort.transport_suspect,
+        evaluated_at=now or datetime.now(UTC), spec=spec,
+    )
+    if not cohort.complete:
+        return GateReport(verdict=Verdict.INCONCLUSIVE_TOOLING, cryptos=None, codes=[],
+                          summary=_absence_summary(cohort), **common)
+    cryptos = evaluate_cryptos(cohort.pooled(), spec, settings)
+    codes = run_level_codes(cryptos)
+    candidates = sorted(crypto for crypto, verdict in cryptos.items() if verdict.candidate)
+    if candidates:
+        verdict, summary = Verdict.PASS, f"PASS: {len(candidates)} of {len(cryptos)} cryptos qualify ({', '.join(candidates)})"
+    else:
+        verdict, summary = Verdict.FAIL, f"FAIL: no crypto qualifies ({', '.join(codes) or 'NO_CANDIDATES'})"
+    return GateReport(verdict=verdict, cryptos=cryptos, codes=codes, summary=summary, **common)

@@ -1,0 +1,68 @@
+"""How runs of our jobs are recognised: job names and run tags shared by assets, sensors and CLI."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+ACQUIRE_JOB = "s43_acquire_job"
+GATE_JOB = "s43_gate_job"
+LAUNCH_JOB = "launch_discovery"
+OUR_JOBS = (ACQUIRE_JOB, GATE_JOB, LAUNCH_JOB)
+
+CAMPAIGN_TAG = "cvn/campaign"
+CRYPTO_TAG = "cvn/crypto"
+STAGE_TAG = "cvn/stage"  # acquire | gate | launch
+
+FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+
+
+def acquisition_tags(campaign_id: str, crypto: str) -> dict[str, str]:
+    return {CAMPAIGN_TAG: campaign_id, CRYPTO_TAG: crypto, STAGE_TAG: "acquire"}
+
+
+def gate_tags(campaign_id: str) -> dict[str, str]:
+    return {CAMPAIGN_TAG: campaign_id, STAGE_TAG: "gate"}
+
+
+def campaign_runs(instance: dg.DagsterInstance, campaign_id: str, stage: str) -> list[dg.DagsterRun]:
+    """Runs of one stage of a campaign, newest first."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(tags={CAMPAIGN_TAG: campaign_id, STAGE_TAG: stage})
+    )
+    return [record.dagster_run for record in records]
+
+
+def acquisition_failure_reasons(instance: dg.DagsterInstance, campaign_id: str) -> dict[str, str]:
+    """For each crypto whose latest acquisition run did not succeed: why, from its event log."""
+    latest: dict[str, dg.DagsterRun] = {}
+    for run in campaign_runs(instance, campaign_id, "acquire"):
+        latest.setdefault(run.tags.get(CRYPTO_TAG, ""), run)
+    reasons = {}
+    for crypto, run in latest.items():
+        if run.status == dg.DagsterRunStatus.SUCCESS or not crypto:
+            continue
+        message = f"acquisition run {run.run_id} is {run.status.value}"
+        failures = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        errors = [record.dagster_event.step_failure_data.error for record in failures if record.dagster_event]
+        if errors and errors[0] is not None:
+            message += f": {root_cause(errors[0])}"
+        reasons[crypto] = message
+    return reasons
+
+
+def root_cause(error) -> str:
+    """First line of the user error under Dagster's wrappers (a SerializableErrorInfo chain)."""
+    cause = error
+    while cause.cause is not None and "dagster" in cause.cls_name.lower():
+        cause = cause.cause
+    lines = cause.message.strip().splitlines()
+    return lines[0] if lines else cause.cls_name
+
+
+def step_failures(result: dg.ExecuteInProcessResult) -> list[str]:
+    """Root causes of the failed steps of an in-process run, in order."""
+    return [
+        f"{event.step_key}: {root_cause(event.step_failure_data.error)}"
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data.error is not None
+    ]

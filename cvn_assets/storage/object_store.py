@@ -1,0 +1,355 @@
+"""Object storage with two backends of identical semantics: a local directory and S3.
+
+Both store bytes under S3-style keys with a SHA-256 that is verified on every read, answer
+existence with a metadata lookup (HEAD, never a download), replace an object atomically (a
+concurrent reader sees the old or the new bytes, never a torn mix), and translate their own
+errors into the three exceptions below, so callers never ask which backend they run on.
+
+Local layout (``root`` mirrors the bucket)::
+
+    root/.cvn-objects/ab/ab12…ef      immutable content file, named by its SHA-256
+    root/s43-predictions/…/fold-00.npz  symlink to its content file (the key)
+
+Writing a key stores the content file (temp file + fsync + rename), then swaps the key's
+symlink with a rename. The checksum travels with the link target, so the pair (bytes, sha256)
+is replaced in one atomic step — the same guarantee S3 gives for an object and its metadata.
+Content files no longer referenced by any key are removed by ``collect_garbage``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+KEY_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+SHA256_METADATA = "sha256"  # S3 user metadata: x-amz-meta-sha256
+CONTENT_DIR = ".cvn-objects"
+
+
+class ObjectNotFound(LookupError):
+    """The key does not exist in the store."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        super().__init__(f"object not found: {uri}")
+
+
+class IntegrityError(ValueError):
+    """The bytes read do not match the SHA-256 stored with them."""
+
+    def __init__(self, uri: str, expected: str | None, found: str):
+        self.uri = uri
+        self.expected = expected
+        self.found = found
+        super().__init__(f"checksum mismatch at {uri}: stored sha256 {expected}, bytes hash to {found}")
+
+
+class StorageError(RuntimeError):
+    """The store could not be reached or refused the operation (endpoint, credentials, bucket)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    last_modified: datetime
+    sha256: str | None
+    uri: str
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def validate_key(key: str) -> str:
+    """Keys are relative, '/'-separated, with no empty, hidden or '..' segment."""
+    segments = key.split("/") if isinstance(key, str) else []
+    if not segments or any(KEY_SEGMENT.fullmatch(segment) is None for segment in segments):
+        raise ValueError(
+            f"object key {key!r} is invalid: expected '/'-separated segments matching {KEY_SEGMENT.pattern}"
+        )
+    return key
+
+
+class ObjectStore(ABC):
+    """Bytes under keys, with a verified SHA-256. Implementations override only these primitives."""
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """Address of a key (or of a prefix ending in '/') for messages and metadata."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
+        """Store ``data`` at ``key`` atomically and return what was stored."""
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """Return the bytes at ``key``; raise ObjectNotFound or IntegrityError."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` exists, by a metadata lookup only."""
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo:
+        """Metadata of ``key`` (size, stored sha256); raise ObjectNotFound."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; removing an absent key is not an error (as in S3)."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, in key order."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the objects live, for messages (never includes credentials)."""
+
+
+class LocalObjectStore(ObjectStore):
+    """A local directory mirroring S3 keys (the embedded default backend)."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root).absolute()
+
+    def uri(self, key: str) -> str:
+        validate_key(key.rstrip("/"))
+        return (self.root / key).as_uri() + ("/" if key.endswith("/") else "")
+
+    def describe(self) -> str:
+        return f"local directory {self.root}"
+
+    def _content_path(self, sha: str) -> Path:
+        return self.root / CONTENT_DIR / sha[:2] / sha
+
+    def _write_content(self, data: bytes, sha: str) -> Path:
+        target = self._content_path(sha)
+        if target.exists():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{sha}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(temp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+        _fsync_dir(target.parent)
+        return target
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
+        path = self.root / validate_key(key)
+        sha = sha256_hex(data)
+        try:
+            target = self._write_content(data, sha)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            link = path.with_name(f".{path.name}.{uuid.uuid4().hex}.lnk")
+            os.symlink(os.path.relpath(target, path.parent), link)
+            try:
+                os.replace(link, path)
+            finally:
+                link.unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.uri(key)}: {exc.strerror or exc}") from exc
+        return ObjectInfo(key=key, size=len(data), last_modified=_now(), sha256=sha, uri=self.uri(key))
+
+    def _resolve(self, key: str) -> tuple[Path, str]:
+        """The content file a key points at, and the sha256 its name records."""
+        path = self.root / validate_key(key)
+        try:
+            target = os.readlink(path)
+        except FileNotFoundError:
+            raise ObjectNotFound(self.uri(key)) from None
+        except OSError as exc:
+            if path.is_file():
+                raise IntegrityError(self.uri(key), None, "a plain file not written by cvn (no stored checksum)") from None
+            raise StorageError(f"cannot read {self.uri(key)}: {exc.strerror or exc}") from exc
+        content = (path.parent / target).resolve()
+        return content, content.name
+
+    def get(self, key: str) -> bytes:
+        content, expected = self._resolve(key)
+        try:
+            data = content.read_bytes()
+        except FileNotFoundError:
+            raise IntegrityError(self.uri(key), expected, "nothing: its content file is gone") from None
+        found = sha256_hex(data)
+        if found != expected:
+            raise IntegrityError(self.uri(key), expected, found)
+        return data
+
+    def exists(self, key: str) -> bool:
+        return os.path.lexists(self.root / validate_key(key))
+
+    def head(self, key: str) -> ObjectInfo:
+        content, sha = self._resolve(key)
+        path = self.root / key
+        try:
+            size = content.stat().st_size
+        except FileNotFoundError:
+            raise IntegrityError(self.uri(key), sha, "nothing: its content file is gone") from None
+        modified = datetime.fromtimestamp(path.lstat().st_mtime, tz=UTC)
+        return ObjectInfo(key=key, size=size, last_modified=modified, sha256=sha, uri=self.uri(key))
+
+    def delete(self, key: str) -> None:
+        try:
+            (self.root / validate_key(key)).unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot delete {self.uri(key)}: {exc.strerror or exc}") from exc
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
+        if not base.is_dir():
+            return
+        keys = []
+        for directory, subdirs, files in os.walk(base):
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+            for name in files:
+                if name.startswith("."):
+                    continue
+                key = Path(directory, name).relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        for key in sorted(keys):
+            try:
+                yield self.head(key)
+            except ObjectNotFound:
+                continue  # deleted between the walk and the lookup: not listed, as in S3
+
+    def collect_garbage(self) -> int:
+        """Remove content files that no key points at any more; return how many were removed."""
+        referenced = set()
+        for directory, subdirs, files in os.walk(self.root):
+            subdirs[:] = [d for d in subdirs if d != CONTENT_DIR]
+            for name in files:
+                path = Path(directory, name)
+                if path.is_symlink():
+                    referenced.add((path.parent / os.readlink(path)).resolve())
+        removed = 0
+        content_root = self.root / CONTENT_DIR
+        if content_root.is_dir():
+            for content in content_root.glob("*/*"):
+                if content.resolve() not in referenced and not content.name.endswith(".tmp"):
+                    content.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+
+class S3ObjectStore(ObjectStore):
+    """An S3 bucket (AWS, Scaleway, MinIO, moto) through a boto3 client from dagster-aws."""
+
+    def __init__(self, client: Any, bucket: str, endpoint_url: str | None = None):
+        self.client = client
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url
+
+    def uri(self, key: str) -> str:
+        validate_key(key.rstrip("/"))
+        return f"s3://{self.bucket}/{key}"
+
+    def describe(self) -> str:
+        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        return f"S3 bucket {self.bucket}{where}"
+
+    def _fail(self, action: str, key: str, exc: Exception) -> Exception:
+        where = f"s3://{self.bucket}/{key}"
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            if code in {"NoSuchKey", "404", "NotFound"}:
+                return ObjectNotFound(where)
+            message = error.get("Message", "")
+            return StorageError(f"cannot {action} {where} on {self.describe()}: {code} {message}".strip())
+        return StorageError(f"cannot {action} {where} on {self.describe()}: {exc}")
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
+        sha = sha256_hex(data)
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=validate_key(key), Body=data, ContentType=content_type,
+                Metadata={SHA256_METADATA: sha},
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("write", key, exc) from exc
+        return ObjectInfo(key=key, size=len(data), last_modified=_now(), sha256=sha, uri=self.uri(key))
+
+    def get(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=validate_key(key))
+            data = response["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("read", key, exc) from exc
+        expected = response.get("Metadata", {}).get(SHA256_METADATA)
+        found = sha256_hex(data)
+        if expected != found:
+            raise IntegrityError(self.uri(key), expected, found)
+        return data
+
+    def head(self, key: str) -> ObjectInfo:
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=validate_key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("look up", key, exc) from exc
+        return ObjectInfo(
+            key=key,
+            size=int(response["ContentLength"]),
+            last_modified=response["LastModified"],
+            sha256=response.get("Metadata", {}).get(SHA256_METADATA),
+            uri=self.uri(key),
+        )
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.head(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=validate_key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("delete", key, exc) from exc
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield ObjectInfo(
+                        key=item["Key"],
+                        size=int(item["Size"]),
+                        last_modified=item["LastModified"],
+                        sha256=None,  # S3 listings carry no user metadata; head() has it
+                        uri=f"s3://{self.bucket}/{item['Key']}",
+                    )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail("list", prefix, exc) from exc
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _fsync_dir(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

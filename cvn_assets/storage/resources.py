@@ -1,0 +1,66 @@
+"""The object store as a Dagster resource: one key, two backends (local directory or S3).
+
+Sensors, assets and the CLI ask for ``object_store`` and never where they run (hooli's pattern).
+The S3 client comes from dagster-aws ``S3Resource``: botocore's ``standard`` retry mode with
+``max_attempts`` bounds retries; no hand-written retry loop.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from pydantic import Field
+
+from cvn_assets.contracts.keys import DEFAULT_PREFIX
+from cvn_assets.storage.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
+from cvn_assets.storage.settings import StorageSettings
+
+
+def s3_resource(settings: StorageSettings) -> S3Resource:
+    """dagster-aws S3Resource for the settings; credentials stay in the AWS_* environment."""
+    return S3Resource(
+        endpoint_url=settings.endpoint_url,
+        region_name=settings.region_name,
+        max_attempts=settings.max_attempts,
+    )
+
+
+def build_object_store(settings: StorageSettings, s3: S3Resource | None = None) -> ObjectStore:
+    if settings.backend == "s3":
+        client = (s3 or s3_resource(settings)).get_client()
+        return S3ObjectStore(client, bucket=settings.bucket or "", endpoint_url=settings.endpoint_url)
+    return LocalObjectStore(settings.local_root or "")
+
+
+class ObjectStoreResource(dg.ConfigurableResource):
+    """Where prediction blobs and campaign manifests live (local directory or S3 bucket)."""
+
+    backend: str = Field(default="local", description="'local' (directory mirroring S3 keys) or 's3'")
+    prefix: str = Field(default=DEFAULT_PREFIX, description="key prefix of the s43 transport")
+    local_root: str | None = Field(default=None, description="root directory of the local backend")
+    bucket: str | None = Field(default=None, description="S3 bucket of the s3 backend")
+    s3: dg.ResourceDependency[S3Resource]
+
+    @classmethod
+    def from_settings(cls, settings: StorageSettings) -> ObjectStoreResource:
+        return cls(
+            backend=settings.backend,
+            prefix=settings.prefix,
+            local_root=settings.local_root,
+            bucket=settings.bucket,
+            s3=s3_resource(settings),
+        )
+
+    def settings(self) -> StorageSettings:
+        return StorageSettings(
+            backend=self.backend,  # type: ignore[arg-type]
+            prefix=self.prefix,
+            local_root=self.local_root,
+            bucket=self.bucket,
+            endpoint_url=self.s3.endpoint_url,
+            region_name=self.s3.region_name,
+            max_attempts=self.s3.max_attempts,
+        )
+
+    def store(self) -> ObjectStore:
+        return build_object_store(self.settings(), self.s3)

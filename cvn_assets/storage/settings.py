@@ -1,0 +1,61 @@
+"""Where objects live, decided from the environment in one place (DESIGN.md configuration).
+
+``CVN_S3_BUCKET`` set → S3 (with ``CVN_S3_ENDPOINT_URL`` for Scaleway / MinIO / moto and the
+standard AWS_* credentials, which boto3 reads itself and which never pass through our config);
+otherwise the local directory ``CVN_STORAGE_ROOT`` (default ``$DAGSTER_HOME/cvn-objects``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cvn_assets.contracts.keys import DEFAULT_PREFIX, validate_prefix
+
+BUCKET_PATTERN = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+
+
+class StorageSettings(BaseModel):
+    """The object store of this deployment; secrets are not part of it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: Literal["local", "s3"]
+    prefix: str = Field(default=DEFAULT_PREFIX, description="key prefix of the s43 transport")
+    local_root: str | None = Field(default=None, description="root directory of the local backend")
+    bucket: str | None = Field(default=None, pattern=BUCKET_PATTERN, description="S3 bucket")
+    endpoint_url: str | None = Field(default=None, description="S3 endpoint (None = AWS)")
+    region_name: str | None = None
+    max_attempts: int = Field(default=3, ge=1, le=10, description="botocore 'standard' retry mode attempts")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, prefix: str) -> str:
+        return validate_prefix(prefix)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> StorageSettings:
+        env = os.environ if environ is None else environ
+        prefix = env.get("CVN_S3_PREFIX") or DEFAULT_PREFIX
+        if env.get("CVN_S3_BUCKET"):
+            return cls(
+                backend="s3",
+                prefix=prefix,
+                bucket=env["CVN_S3_BUCKET"],
+                endpoint_url=env.get("CVN_S3_ENDPOINT_URL") or None,
+                region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+                max_attempts=int(env.get("CVN_S3_MAX_ATTEMPTS") or 3),
+            )
+        root = env.get("CVN_STORAGE_ROOT")
+        if not root:
+            home = env.get("DAGSTER_HOME")
+            if not home:
+                raise ValueError(
+                    "no object store configured: set CVN_S3_BUCKET (S3) or CVN_STORAGE_ROOT "
+                    "(local directory), or DAGSTER_HOME (local store in $DAGSTER_HOME/cvn-objects)"
+                )
+            root = str(Path(home) / "cvn-objects")
+        return cls(backend="local", prefix=prefix, local_root=root)
