@@ -4,7 +4,6 @@ Each partition is one acquisition "pod" of the runbook: it trains a model per (f
 and persists one blob per (crypto, fold, family) through the s43 IO manager.
 """
 
-from __future__ import annotations
 
 import logging
 import time
