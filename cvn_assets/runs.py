@@ -56,7 +56,10 @@ def root_cause(error) -> str:
     while cause.cause is not None and "dagster" in cause.cls_name.lower():
         cause = cause.cause
     lines = cause.message.strip().splitlines()
-    return lines[0] if lines else cause.cls_name
+    if not lines:
+        return cause.cls_name
+    qualified, _, text = lines[0].partition(": ")  # Dagster writes "pkg.module.Class: message"
+    return text if qualified.rsplit(".", 1)[-1] == cause.cls_name and text else lines[0]
 
 
 def step_failures(result: dg.ExecuteInProcessResult) -> list[str]:

@@ -12,6 +12,10 @@ pytest_plugins = [
     "cvn_assets_tests.fixtures.postgres",
     "cvn_assets_tests.fixtures.dagster_home",
     "cvn_assets_tests.fixtures.stores",
+    "cvn_assets_tests.fixtures.fault_proxy",
+    "cvn_assets_tests.fixtures.campaigns",
+    "cvn_assets_tests.fixtures.http_receiver",
+    "cvn_assets_tests.fixtures.dagster_postgres",
 ]
 
 

@@ -97,6 +97,13 @@ def test_s3_endpoint_down_is_a_storage_error_naming_bucket(monkeypatch):
         store.put(KEY, b"x")
 
 
+def test_rewriting_a_rotted_object_with_its_original_bytes_heals_it(object_store):
+    object_store.put(KEY, b"payload-1234")
+    corrupt_object(object_store, KEY, lambda data: data.upper())
+    object_store.put(KEY, b"payload-1234")
+    assert object_store.get(KEY) == b"payload-1234"
+
+
 def test_local_garbage_collection_keeps_referenced_content(storage_root):
     store = LocalObjectStore(storage_root)
     store.put(KEY, b"old")

@@ -62,7 +62,9 @@ def market_candles(context: dg.AssetExecutionContext, object_store: ObjectStoreR
         passed=report.passed,
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={"report": dg.MetadataValue.json(report.model_dump(mode="json")),
-                  "problems": "\n".join(report.problems) or "none"},
+                  "problems": "\n".join(report.problems) or "none",
+                  "gaps": report.gaps, "missing_bars": report.missing_bars,
+                  "warnings": "\n".join(report.warnings) or "none"},
     )
 
 

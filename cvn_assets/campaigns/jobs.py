@@ -5,7 +5,6 @@ parameters, registers the campaign (manifest + partitions) and tags its run with
 ``campaign_sensor`` then requests the acquisition runs and, once they have all finished, the gate.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 from pydantic import Field, ValidationError

@@ -9,7 +9,6 @@
 Run keys make every request idempotent across ticks and restarts.
 """
 
-from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 

@@ -6,7 +6,6 @@ itself in its own step with no dependency on the gate, so it reports corruption 
 gate's input load raised — that is the run an operator opens first (runbook scenario B).
 """
 
-from __future__ import annotations
 
 import logging
 
@@ -106,10 +105,10 @@ def s43_gate(context: dg.AssetExecutionContext, cohort: Cohort, object_store: Ob
 
 @dg.op(
     name=f"{S43_GATE}_{COHORT_INTACT}",
-    out={COHORT_INTACT: dg.Out(dg.AssetCheckResult)},
+    out={COHORT_INTACT: dg.Out()},  # the returned AssetCheckResult becomes the check evaluation event
     description="Reads the campaign's cohort from storage and fails with ERROR if a present blob is malformed.",
 )
-def _cohort_intact_op(context: dg.OpExecutionContext, object_store: ObjectStoreResource) -> dg.AssetCheckResult:
+def _cohort_intact_op(context: dg.OpExecutionContext, object_store: ObjectStoreResource):
     campaign_id = context.partition_key
     store = object_store.store()
     try:

@@ -4,7 +4,6 @@ Stored next to the blobs (``{prefix}/{campaign}/{crypto}/_candles.parquet``) so 
 inputs and outputs share one run-isolated prefix and one retention rule.
 """
 
-from __future__ import annotations
 
 import io
 

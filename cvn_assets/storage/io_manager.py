@@ -7,7 +7,6 @@ blobs decoded and validated, absent ones with the reason their acquisition logge
 for an absent blob; always raises the ``s43 npz …`` ValueError for a malformed present one.
 """
 
-from __future__ import annotations
 
 import logging
 from collections.abc import Sequence

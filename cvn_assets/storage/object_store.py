@@ -135,8 +135,8 @@ class LocalObjectStore(ObjectStore):
 
     def _write_content(self, data: bytes, sha: str) -> Path:
         target = self._content_path(sha)
-        if target.exists():
-            return target
+        if target.exists() and sha256_hex(target.read_bytes()) == sha:
+            return target  # identical content already stored (and still intact): share it
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".{sha}.{uuid.uuid4().hex}.tmp")
         try:

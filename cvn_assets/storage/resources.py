@@ -5,7 +5,6 @@ The S3 client comes from dagster-aws ``S3Resource``: botocore's ``standard`` ret
 ``max_attempts`` bounds retries; no hand-written retry loop.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
@@ -42,7 +41,7 @@ class ObjectStoreResource(dg.ConfigurableResource):
     s3: dg.ResourceDependency[S3Resource]
 
     @classmethod
-    def from_settings(cls, settings: StorageSettings) -> ObjectStoreResource:
+    def from_settings(cls, settings: StorageSettings) -> "ObjectStoreResource":
         return cls(
             backend=settings.backend,
             prefix=settings.prefix,

@@ -1,0 +1,118 @@
+"""Campaign runs around failures: S3 dying mid-acquisition, and the sensor that gates a campaign."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pytest
+
+from cvn_assets.campaigns.sensors import campaign_sensor
+from cvn_assets.definitions import build_defs
+from cvn_assets.gate.report import Verdict
+from cvn_assets.runs import ACQUIRE_JOB, CAMPAIGN_TAG, GATE_JOB, LAUNCH_JOB
+from cvn_assets_tests.fixtures.campaigns import CampaignHarness, logged_lines, small_spec
+
+
+@pytest.fixture
+def s3_harness(s3_fault_proxy, instance) -> CampaignHarness:
+    from cvn_assets.storage.resources import build_object_store
+    from cvn_assets.storage.settings import StorageSettings
+
+    settings = StorageSettings.from_env()
+    return CampaignHarness(instance=instance, defs=build_defs(), store=build_object_store(settings),
+                           prefix=settings.prefix)
+
+
+def test_s3_lost_during_an_acquisition_fails_that_step_and_gate_is_inconclusive_for_it(s3_harness, s3_fault_proxy):
+    manifest = s3_harness.register(small_spec("s3down-001"))
+    assert s3_harness.acquire("s3down-001", "SOLUSDC").success
+
+    s3_fault_proxy.refuse_uploads_matching = r"/s3down-001/ADAUSDC/.*\.npz"  # S3 dies as ADAUSDC persists
+    failed = s3_harness.acquire("s3down-001", "ADAUSDC")
+    assert not failed.success
+    assert s3_fault_proxy.refused, "the upload never reached the cut"
+    lines = logged_lines(s3_harness.instance, failed.run_id)
+    persist_failed = [line for line in lines if "event=s43_pred_persist_failed" in line]
+    assert persist_failed and "crypto=ADAUSDC" in persist_failed[0] and "key=s43-predictions/s3down-001/ADAUSDC/" in persist_failed[0]
+
+    s3_fault_proxy.refuse_uploads_matching = None  # S3 is back; the gate re-reads the cohort
+    assert s3_harness.gate("s3down-001").success
+    report = s3_harness.report("s3down-001")
+    assert report.verdict == Verdict.INCONCLUSIVE_TOOLING and not report.transport_suspect
+    absent = [entry for entry in report.cohort if entry.status == "absent"]
+    assert {entry.crypto for entry in absent} == {"ADAUSDC"}
+    assert len(absent) == len([ref for ref in manifest.expected if ref.crypto == "ADAUSDC"])
+    assert all(entry.reason and "failure" in entry.reason.lower() for entry in absent), absent[0].reason
+
+
+def _tick(instance: dg.DagsterInstance, defs: dg.Definitions):
+    with dg.build_sensor_context(instance=instance, resources=defs.resources) as context:
+        return campaign_sensor(context)
+
+
+def write_ohlcv_csv(path, bars: int, seed: int = 0) -> None:
+    """A plain CSV of 5-minute bars (timestamp in epoch ms), a geometric random walk."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.002, bars)))
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    spread = np.abs(rng.normal(0, 0.001, bars)) * close
+    frame = pd.DataFrame({
+        "timestamp": 1_700_000_000_000 + np.arange(bars, dtype=np.int64) * 300_000,
+        "open": open_, "high": np.maximum(open_, close) + spread, "low": np.minimum(open_, close) - spread,
+        "close": close, "volume": rng.gamma(2.0, 10.0, bars),
+    })
+    frame.to_csv(path, index=False)
+
+
+def test_sensor_gates_a_campaign_once_every_acquisition_finished_failed_ones_included(instance, storage_root, tmp_path):
+    defs = build_defs()
+    harness = CampaignHarness(instance=instance, defs=defs, store=defs.resources["object_store"].store(),
+                              prefix="s43-predictions")
+    data_dir = tmp_path / "ohlcv"
+    data_dir.mkdir()
+    write_ohlcv_csv(data_dir / "ADAUSDC.csv", bars=12 * 288)
+    (data_dir / "SOLUSDC.csv").write_text("timestamp,open,high,low,close,volume\n")  # no rows: its step fails
+    harness.register(small_spec("sensor-001", data_source="files", data_dir=data_dir))
+    assert harness.acquire("sensor-001", "ADAUSDC").success
+
+    waiting = _tick(instance, defs)
+    assert isinstance(waiting, dg.SkipReason) and "waiting for SOLUSDC" in waiting.skip_message
+
+    assert not harness.acquire("sensor-001", "SOLUSDC").success
+    requests = _tick(instance, defs)
+    assert [(request.job_name, request.partition_key) for request in requests] == [(GATE_JOB, "sensor-001")]
+
+    assert harness.gate("sensor-001").success
+    report = harness.report("sensor-001")
+    assert report.verdict == Verdict.INCONCLUSIVE_TOOLING
+    reasons = {entry.reason for entry in report.cohort if entry.status == "absent"}
+    assert len(reasons) == 1 and "SOLUSDC.csv" in reasons.pop()  # the reason the acquisition logged
+    assert isinstance(_tick(instance, defs), dg.SkipReason)  # gated since the last acquisition ended
+
+
+def test_launch_discovery_job_registers_and_sensor_requests_one_acquisition_per_crypto(instance, storage_root):
+    defs = build_defs()
+    result = defs.resolve_job_def(LAUNCH_JOB).execute_in_process(
+        instance=instance,
+        run_config={"ops": {"register_campaign": {"config": {
+            "group": "defi", "symbols": "SOLUSDC,XRPUSDC", "horizons": "H1", "sl_range": "1.0",
+            "tp_range": "2.0", "folds": 2, "families": "naive,logreg", "backtest_days": 10,
+            "campaign_id": "launchpad-001"}}}},
+    )
+    assert result.success
+    assert instance.get_run_by_id(result.run_id).tags[CAMPAIGN_TAG] == "launchpad-001"
+    assert set(instance.get_dynamic_partitions("campaign")) == {"launchpad-001"}
+    requests = _tick(instance, defs)
+    assert sorted((r.job_name, r.tags["cvn/crypto"]) for r in requests) == [(ACQUIRE_JOB, "SOLUSDC"), (ACQUIRE_JOB, "XRPUSDC")]
+
+
+def test_launch_discovery_refuses_bad_parameters_naming_the_field(instance, storage_root):
+    result = build_defs().resolve_job_def(LAUNCH_JOB).execute_in_process(
+        instance=instance, raise_on_error=False,
+        run_config={"ops": {"register_campaign": {"config": {"group": "defi", "sl_range": "abc"}}}},
+    )
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "sl_range" in failure.step_failure_data.error.message
+    assert not storage_root.exists() or not list(storage_root.rglob("*.json"))

@@ -1,0 +1,115 @@
+"""The `cvn` command as an operator runs it: the installed entry point, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CVN = str(Path(sys.executable).with_name("cvn"))
+SMALL = ["--symbols", "SOLUSDC,ADAUSDC", "--folds", "2", "--families", "naive,logreg", "--horizons", "H1",
+         "--sl-range", "1.0", "--tp-range", "2.0", "--backtest-days", "10"]
+
+
+def cvn(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([CVN, *args], capture_output=True, text=True, env=env or dict(os.environ), timeout=300)
+
+
+@pytest.fixture
+def cli_env(dagster_home, storage_root) -> dict[str, str]:
+    return dict(os.environ)
+
+
+@pytest.fixture
+def launched(cli_env) -> dict:
+    result = cvn("campaign", "launch", "--group", "defi", *SMALL, "--campaign-id", "cli-001", "--workers", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_launch_runs_a_campaign_and_prints_one_json_report(launched, cli_env):
+    report = launched
+    assert report["campaign_id"] == "cli-001"
+    assert report["verdict"] in {"PASS", "FAIL"}
+    assert report["transport_suspect"] is False and report["missing"] == []
+    assert len(report["cohort"]) == 8
+    assert set(report["cohort"][0]) >= {"crypto", "fold", "family", "key", "status"}
+    assert {entry["status"] for entry in report["cohort"]} == {"present"}
+    assert set(report["acquisition_runs"]) == {"SOLUSDC", "ADAUSDC"}
+
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:  # the runs are on the instance the UI shows
+        runs = instance.get_run_records(filters=dg.RunsFilter(tags={"cvn/campaign": "cli-001"}))
+        assert {record.dagster_run.job_name for record in runs} == {"s43_acquire_job", "s43_gate_job"}
+
+
+def test_gate_blob_ls_and_inspect_show_what_the_gate_sees(launched, cli_env, storage_root):
+    missing_key = launched["cohort"][0]["key"]
+    bad_key = launched["cohort"][1]["key"]
+    (storage_root / missing_key).unlink()
+
+    listing = cvn("blob", "ls", "--campaign", "cli-001", "--json")
+    assert listing.returncode == 0, listing.stderr
+    rows = {row["key"]: row for row in json.loads(listing.stdout)["blobs"]}
+    assert rows[missing_key]["status"] == "absent" and rows[bad_key]["status"] == "present"
+
+    gate = cvn("gate", "--campaign", "cli-001", "--json")
+    assert gate.returncode == 0, gate.stderr  # INCONCLUSIVE is a verdict, not an error
+    report = json.loads(gate.stdout)
+    assert report["verdict"] == "INCONCLUSIVE_TOOLING" and report["missing"] == [missing_key]
+
+    good = cvn("blob", "inspect", bad_key, "--json")
+    assert good.returncode == 0, good.stderr
+    details = json.loads(good.stdout)
+    assert details["schema_version"] == 1 and details["checksum"] == "verified"
+    assert details["arrays"]["proba_buy"] == {"dtype": "float32", "shape": [details["rows"]]}
+
+    target = (storage_root / bad_key).resolve()
+    target.write_bytes(target.read_bytes()[:100])  # truncated behind the store's back
+    broken = cvn("blob", "inspect", bad_key)
+    assert broken.returncode == 1
+    assert broken.stderr.startswith(f"error: s43 npz corrupt: key={bad_key}: checksum mismatch")
+
+    failed_gate = cvn("gate", "--campaign", "cli-001")
+    assert failed_gate.returncode == 1
+    assert "s43 npz corrupt" in failed_gate.stderr and bad_key in failed_gate.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--group", "nope"], "group"),
+        (["--group", "defi", "--campaign-id", "../x"], "campaign_id"),
+        (["--group", "defi", "--folds", "1"], "folds"),
+        (["--group", "defi", "--families", "naive,transformer"], "families"),
+        (["--group", "defi", "--sl-range", "abc"], "sl_range"),
+        (["--group", "defi", "--horizons", "H0"], "horizons"),
+        (["--group", "defi", "--backtest-days", "2"], "backtest_days"),
+    ],
+    ids=["unknown-group", "path-traversal-id", "one-fold", "unknown-family", "sl-not-numbers", "h0", "too-short"],
+)
+def test_bad_launch_input_exits_2_naming_the_field_and_writes_nothing(cli_env, storage_root, dagster_home, args, field):
+    result = cvn("campaign", "launch", *args)
+    assert result.returncode == 2, result.stderr
+    assert field in result.stderr
+    assert not storage_root.exists() or not any(storage_root.rglob("*"))
+    assert not (dagster_home / "storage").exists() or not any((dagster_home / "storage").iterdir())
+
+
+def test_unknown_campaign_and_bad_key_are_bad_input(cli_env):
+    unknown = cvn("gate", "--campaign", "never-launched")
+    assert unknown.returncode == 2 and "not registered" in unknown.stderr
+    bad_key = cvn("blob", "inspect", "s43-predictions/../../etc/passwd")
+    assert bad_key.returncode == 2 and "blob key" in bad_key.stderr
+
+
+def test_every_command_has_help(cli_env):
+    for command in (["--help"], ["campaign", "launch", "--help"], ["gate", "--help"], ["blob", "ls", "--help"],
+                    ["blob", "inspect", "--help"]):
+        result = cvn(*command)
+        assert result.returncode == 0 and "Usage:" in result.stdout, command
