@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev bench lock clean help
+.PHONY: install demo test dev bench lock clean help home
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,15 +22,18 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies
 
-demo: $(STAMP)  ## run a real campaign (defi group, synthetic data) and print the verdict
+# The instance in DAGSTER_HOME uses the repository's dagster.yaml unless it has its own.
+home:
 	mkdir -p $(DAGSTER_HOME)
+	test -e $(DAGSTER_HOME)/dagster.yaml || ln -s $(CURDIR)/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+demo: $(STAMP) home  ## run a real campaign (defi group, synthetic data) and print the verdict
 	$(BIN)/cvn campaign launch --group defi
 
 test: $(STAMP)  ## run the whole test suite (moto server, PostgreSQL, real Dagster instances)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-dev: $(STAMP)  ## open the Dagster UI (and daemon: sensors, schedules) on http://127.0.0.1:3000
-	mkdir -p $(DAGSTER_HOME)
+dev: $(STAMP) home  ## open the Dagster UI (and daemon: sensors, schedules) on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: $(STAMP)  ## transport benchmark: our IO manager vs S3PickleIOManager vs raw boto3 (JSON)

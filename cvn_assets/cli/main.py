@@ -34,6 +34,15 @@ def _register() -> None:
     from cvn_assets.cli.gate import gate_command
 
     cli.add_command(gate_command)
+    from cvn_assets.cli.s3 import s3_group
+
+    cli.add_command(s3_group)
+    from cvn_assets.cli.lifecycle import lifecycle_group
+
+    cli.add_command(lifecycle_group)
+    from cvn_assets.cli.state import state_command
+
+    cli.add_command(state_command)
 
 
 def get_cli() -> click.Group:
@@ -44,4 +53,7 @@ def get_cli() -> click.Group:
 
 
 def main() -> None:
+    from cvn_assets.campaigns.runner import quiet_dagster_notices
+
+    quiet_dagster_notices()
     get_cli()(prog_name="cvn")

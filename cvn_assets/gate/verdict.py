@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from cvn_assets.gate.cohort import Cohort
-from cvn_assets.gate.diagnosis import evaluate_cryptos, run_level_codes
+from cvn_assets.gate.diagnosis import NO_CANDIDATES, evaluate_cryptos, run_level_codes, run_level_relaunch
 from cvn_assets.gate.report import CohortStatus, GateReport, Verdict
 from cvn_assets.gate.settings import GateSettings
 
@@ -56,5 +56,7 @@ def evaluate_gate(cohort: Cohort, settings: GateSettings | None = None, now: dat
     if candidates:
         verdict, summary = Verdict.PASS, f"PASS: {len(candidates)} of {len(cryptos)} cryptos qualify ({', '.join(candidates)})"
     else:
-        verdict, summary = Verdict.FAIL, f"FAIL: no crypto qualifies ({', '.join(codes) or 'NO_CANDIDATES'})"
+        verdict = Verdict.FAIL
+        summary = (f"FAIL: no crypto qualifies ({NO_CANDIDATES}); §9.3 — read the reasons per crypto, or "
+                   f"relaunch on a wider grid: {run_level_relaunch(spec)}")
     return GateReport(verdict=verdict, cryptos=cryptos, codes=codes, summary=summary, **common)
