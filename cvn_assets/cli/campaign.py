@@ -35,6 +35,8 @@ def campaign_group() -> None:
 @click.option("--data-dir", type=click.Path(path_type=Path), help="directory of OHLCV files (with --data-source files)")
 @click.option("--campaign-id", help="default: <group>-<UTC timestamp>")
 @click.option("--seed", type=int, help="campaign seed (default 7)")
+@click.option("--planted-signal", type=float,
+              help="synthetic data only: strength 0..1 of a known predictive signal (demos, tests); default 0")
 @click.option("--workers", type=int, default=min(2, os.cpu_count() or 1), show_default=True,
               help="acquisitions run in parallel")
 @click.option("--json", "as_json", is_flag=True, help="print the gate report as one JSON object")
