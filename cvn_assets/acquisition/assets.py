@@ -39,7 +39,7 @@ def campaign_spec(object_store: ObjectStoreResource, campaign_id: str) -> Campai
     io_manager_key="candles_io_manager",
     group_name=ACQUISITION_GROUP,
     check_specs=[
-        dg.AssetCheckSpec(CANDLES_VALID, asset=MARKET_CANDLES, blocking=True,
+        dg.AssetCheckSpec(CANDLES_VALID, asset=MARKET_CANDLES, blocking=True, partitions_def=acquisition_partitions,
                           description="timestamps strictly increasing and unique, OHLC consistent, no NaN, "
                                       "enough bars for the folds; gaps counted")
     ],

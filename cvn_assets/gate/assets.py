@@ -76,7 +76,7 @@ def gate_metadata(report: GateReport) -> dict[str, object]:
         S43_PREDICTIONS,
         partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=CAMPAIGN_DIMENSION),
     )},
-    check_specs=[dg.AssetCheckSpec(COHORT_COMPLETE, asset=S43_GATE,
+    check_specs=[dg.AssetCheckSpec(COHORT_COMPLETE, asset=S43_GATE, partitions_def=campaign_partitions,
                                    description="every expected blob of the campaign is present")],
     kinds={"python"},
 )
