@@ -58,9 +58,10 @@ class LaunchDiscoveryConfig(dg.Config):
         return CampaignSpec(**values)
 
 
-@dg.op(name="register_campaign", description="Validate the launch parameters and register the campaign.")
+@dg.op(name="register_campaign", description="Validate the launch parameters and register the campaign.",
+       out=dg.Out(dg.Nothing))  # the campaign id travels as a run tag: no output to store (or pickle)
 def register_campaign_op(context: dg.OpExecutionContext, config: LaunchDiscoveryConfig,
-                         object_store: ObjectStoreResource) -> str:
+                         object_store: ObjectStoreResource) -> None:
     try:
         spec = config.to_spec()
     except ValidationError as exc:
@@ -70,7 +71,6 @@ def register_campaign_op(context: dg.OpExecutionContext, config: LaunchDiscovery
     context.instance.add_run_tags(context.run_id, {CAMPAIGN_TAG: spec.campaign_id, STAGE_TAG: "launch"})
     context.log.info(f"registered campaign {spec.campaign_id}: {len(manifest.expected)} expected blobs "
                      f"over {', '.join(spec.cryptos)}; campaign_sensor launches the acquisitions")
-    return spec.campaign_id
 
 
 @dg.job(name=LAUNCH_JOB, description="Launch a discovery campaign (manual §6.2) from the launchpad.")

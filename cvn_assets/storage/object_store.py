@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -232,8 +233,12 @@ class LocalObjectStore(ObjectStore):
             except ObjectNotFound:
                 continue  # deleted between the walk and the lookup: not listed, as in S3
 
-    def collect_garbage(self) -> int:
-        """Remove content files that no key points at any more; return how many were removed."""
+    def collect_garbage(self, min_age_seconds: float = 3600.0) -> int:
+        """Remove content files that no key points at and that are older than ``min_age_seconds``.
+
+        The age guard protects a concurrent ``put``: its content file exists for a moment before
+        the key's symlink points at it, and must not be collected in between.
+        """
         referenced = set()
         for directory, subdirs, files in os.walk(self.root):
             subdirs[:] = [d for d in subdirs if d != CONTENT_DIR]
@@ -243,9 +248,12 @@ class LocalObjectStore(ObjectStore):
                     referenced.add((path.parent / os.readlink(path)).resolve())
         removed = 0
         content_root = self.root / CONTENT_DIR
+        cutoff = time.time() - min_age_seconds
         if content_root.is_dir():
             for content in content_root.glob("*/*"):
-                if content.resolve() not in referenced and not content.name.endswith(".tmp"):
+                if content.name.startswith(".") or content.resolve() in referenced:
+                    continue
+                if content.stat().st_mtime <= cutoff:
                     content.unlink(missing_ok=True)
                     removed += 1
         return removed
