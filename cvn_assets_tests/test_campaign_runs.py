@@ -16,7 +16,7 @@ from cvn_assets_tests.fixtures.campaigns import CampaignHarness, logged_lines, s
 
 @pytest.fixture
 def s3_harness(s3_fault_proxy, instance) -> CampaignHarness:
-    from cvn_assets.storage.resources import build_object_store
+    from cvn_assets.storage.factory import build_object_store
     from cvn_assets.storage.settings import StorageSettings
 
     settings = StorageSettings.from_env()

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from cvn_assets.storage.object_store import IntegrityError, LocalObjectStore, ObjectNotFound, StorageError, sha256_hex
-from cvn_assets.storage.resources import build_object_store
+from cvn_assets.storage.factory import build_object_store
 from cvn_assets.storage.settings import StorageSettings
 from cvn_assets_tests.fixtures.stores import corrupt_object
 

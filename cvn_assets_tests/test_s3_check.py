@@ -21,7 +21,7 @@ from cvn_assets.contracts.blob import encode_blob
 from cvn_assets.contracts.campaign import CampaignManifest, CampaignSpec
 from cvn_assets.operations.s3_check import Finding, S3Facts, diagnose, redact_text, redact_url
 from cvn_assets.storage.manifests import write_manifest
-from cvn_assets.storage.resources import build_object_store
+from cvn_assets.storage.factory import build_object_store
 from cvn_assets.storage.settings import StorageSettings
 from cvn_assets_tests.fixtures.blobs import sample_blob
 from cvn_assets_tests.fixtures.s3 import MotoServer, start_moto_server

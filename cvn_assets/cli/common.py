@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from cvn_assets.contracts.blob import BlobError
 from cvn_assets.storage.manifests import CampaignNotRegistered
 from cvn_assets.storage.object_store import IntegrityError, ObjectNotFound, ObjectStore, StorageError
-from cvn_assets.storage.resources import build_object_store
+from cvn_assets.storage.factory import build_object_store
 from cvn_assets.storage.settings import StorageSettings
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2

@@ -32,7 +32,7 @@ from cvn_assets.operations.lifecycle import (
 from cvn_assets.operations.retention import sweep_local
 from cvn_assets.operations.s3_check import redact_url
 from cvn_assets.storage.object_store import LocalObjectStore
-from cvn_assets.storage.resources import s3_resource
+from cvn_assets.storage.factory import s3_resource
 from cvn_assets.storage.settings import StorageSettings
 
 

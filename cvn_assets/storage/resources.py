@@ -11,24 +11,11 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from cvn_assets.contracts.keys import DEFAULT_PREFIX
-from cvn_assets.storage.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
+from cvn_assets.storage.factory import build_object_store, s3_resource
+from cvn_assets.storage.object_store import ObjectStore
 from cvn_assets.storage.settings import StorageSettings
 
-
-def s3_resource(settings: StorageSettings) -> S3Resource:
-    """dagster-aws S3Resource for the settings; credentials stay in the AWS_* environment."""
-    return S3Resource(
-        endpoint_url=settings.endpoint_url,
-        region_name=settings.region_name,
-        max_attempts=settings.max_attempts,
-    )
-
-
-def build_object_store(settings: StorageSettings, s3: S3Resource | None = None) -> ObjectStore:
-    if settings.backend == "s3":
-        client = (s3 or s3_resource(settings)).get_client()
-        return S3ObjectStore(client, bucket=settings.bucket or "", endpoint_url=settings.endpoint_url)
-    return LocalObjectStore(settings.local_root or "")
+__all__ = ["ObjectStoreResource", "build_object_store", "s3_resource"]
 
 
 class ObjectStoreResource(dg.ConfigurableResource):
