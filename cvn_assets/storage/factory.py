@@ -6,6 +6,7 @@ at start-up, which every `cvn` call on the local backend would otherwise pay.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from cvn_assets.storage.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
@@ -28,3 +29,10 @@ def build_object_store(settings: StorageSettings, s3: "S3Resource | None" = None
         client = (s3 or s3_resource(settings)).get_client()
         return S3ObjectStore(client, bucket=settings.bucket or "", endpoint_url=settings.endpoint_url)
     return LocalObjectStore(settings.local_root or "")
+
+
+@functools.lru_cache(maxsize=32)
+def cached_object_store(settings: StorageSettings) -> ObjectStore:
+    """One store per settings per process: a boto3 client costs ~0.2 s to build (it loads the
+    service models) and is thread-safe, so steps and sensors share it instead of rebuilding it."""
+    return build_object_store(settings)

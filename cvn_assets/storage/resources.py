@@ -11,7 +11,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from cvn_assets.contracts.keys import DEFAULT_PREFIX
-from cvn_assets.storage.factory import build_object_store, s3_resource
+from cvn_assets.storage.factory import build_object_store, cached_object_store, s3_resource
 from cvn_assets.storage.object_store import ObjectStore
 from cvn_assets.storage.settings import StorageSettings
 
@@ -49,4 +49,4 @@ class ObjectStoreResource(dg.ConfigurableResource):
         )
 
     def store(self) -> ObjectStore:
-        return build_object_store(self.settings(), self.s3)
+        return cached_object_store(self.settings())
