@@ -13,23 +13,9 @@ from cvn_assets.contracts.blob import (
     SCHEMA_VERSION, BlobCorrupt, BlobMissingArray, BlobSchemaMismatch, BlobShapeMismatch, decode_blob, encode_blob,
 )
 from cvn_assets.contracts.keys import BlobRef, blob_key, parse_blob_key
-from cvn_assets_tests.fixtures.blobs import sample_blob
+from cvn_assets_tests.fixtures.blobs import rewrite_npz, sample_blob
 
 KEY = "s43-predictions/test-campaign/SOLUSDC/logreg/fold-00.npz"
-
-
-def _rewrite(data: bytes, **changes) -> bytes:
-    """Re-save an npz with arrays replaced (value) or removed (None)."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    for name, value in changes.items():
-        if value is None:
-            arrays.pop(name)
-        else:
-            arrays[name] = value
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
 
 
 def test_round_trip_is_exact():
@@ -46,12 +32,12 @@ def test_round_trip_is_exact():
     ("mutate", "error", "fragment"),
     [
         (lambda d: d[: len(d) // 2], BlobCorrupt, "truncated"),
-        (lambda d: _rewrite(d, y_pred=None), BlobMissingArray, "missing ['y_pred']"),
-        (lambda d: _rewrite(d, proba_buy=np.zeros((250, 2), np.float32)), BlobShapeMismatch, "expected 1-D"),
-        (lambda d: _rewrite(d, y_true=np.zeros(499, np.int8)), BlobShapeMismatch, "equal lengths"),
-        (lambda d: _rewrite(d, y_true=np.zeros(500, np.int64)), BlobSchemaMismatch, "dtype int8"),
-        (lambda d: _rewrite(d, trade_return=np.array([object()] * 500, dtype=object)), BlobCorrupt, "pickle"),
-        (lambda d: _rewrite(d, extra=np.zeros(500)), BlobSchemaMismatch, "unexpected ['extra']"),
+        (lambda d: rewrite_npz(d, y_pred=None), BlobMissingArray, "missing ['y_pred']"),
+        (lambda d: rewrite_npz(d, proba_buy=np.zeros((250, 2), np.float32)), BlobShapeMismatch, "expected 1-D"),
+        (lambda d: rewrite_npz(d, y_true=np.zeros(499, np.int8)), BlobShapeMismatch, "equal lengths"),
+        (lambda d: rewrite_npz(d, y_true=np.zeros(500, np.int64)), BlobSchemaMismatch, "dtype int8"),
+        (lambda d: rewrite_npz(d, trade_return=np.array([object()] * 500, dtype=object)), BlobCorrupt, "pickle"),
+        (lambda d: rewrite_npz(d, extra=np.zeros(500)), BlobSchemaMismatch, "unexpected ['extra']"),
     ],
     ids=["truncated", "dropped-array", "2d-shape", "short-array", "dtype", "pickled-object-array", "extra-array"],
 )
@@ -68,7 +54,7 @@ def _with_meta(data: bytes, **updates) -> bytes:
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         meta = json.loads(str(npz["meta"]))
     meta.update(updates)
-    return _rewrite(data, meta=np.array(json.dumps(meta)))
+    return rewrite_npz(data, meta=np.array(json.dumps(meta)))
 
 
 def test_raised_schema_version_is_a_schema_mismatch():
@@ -84,7 +70,7 @@ def test_blob_stored_under_another_identity_is_refused():
 
 
 def test_values_outside_their_domain_are_refused():
-    data = _rewrite(encode_blob(sample_blob()), proba_buy=np.full(500, 1.5, np.float32))
+    data = rewrite_npz(encode_blob(sample_blob()), proba_buy=np.full(500, 1.5, np.float32))
     with pytest.raises(BlobSchemaMismatch, match="proba_buy"):
         decode_blob(data, KEY)
 

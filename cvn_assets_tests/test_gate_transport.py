@@ -6,15 +6,14 @@ over HTTP to a moto server), as the runbook's scenarios A–C describe them.
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
-import pytest
 
 from cvn_assets.acquisition.assets import BLOBS_INTACT
 from cvn_assets.gate.assets import COHORT_COMPLETE, COHORT_INTACT
 from cvn_assets.gate.report import Verdict
 from cvn_assets.runs import root_cause
+from cvn_assets_tests.fixtures.blobs import rewrite_npz
 from cvn_assets_tests.fixtures.campaigns import check_evaluations, logged_lines, small_spec
 from cvn_assets_tests.fixtures.stores import corrupt_object
 
@@ -75,19 +74,6 @@ def test_every_blob_absent_is_a_transport_suspect(harness):
     assert "scenario C" in report.summary
 
 
-def _npz_rewrite(data: bytes, **changes) -> bytes:
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    for name, value in changes.items():
-        if value is None:
-            arrays.pop(name)
-        else:
-            arrays[name] = value(arrays[name]) if callable(value) else value
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
 def _bump_schema(meta: np.ndarray) -> np.ndarray:
     import json
 
@@ -100,11 +86,11 @@ MALFORMATIONS = {
     # name: (how the stored object changes, expected error prefix, through the store API or behind it)
     "truncated": (lambda data: data[: len(data) // 3], "s43 npz corrupt", "rewrite"),
     "flipped-byte": (lambda data: data[:200] + bytes([data[200] ^ 0xFF]) + data[201:], "s43 npz corrupt", "behind"),
-    "dropped-array": (lambda data: _npz_rewrite(data, exit_reason=None), "s43 npz missing array", "rewrite"),
-    "changed-shape": (lambda data: _npz_rewrite(data, y_pred=lambda a: a[:-1]), "s43 npz shape mismatch", "rewrite"),
-    "raised-schema-version": (lambda data: _npz_rewrite(data, meta=_bump_schema), "s43 npz schema mismatch", "rewrite"),
+    "dropped-array": (lambda data: rewrite_npz(data, exit_reason=None), "s43 npz missing array", "rewrite"),
+    "changed-shape": (lambda data: rewrite_npz(data, y_pred=lambda a: a[:-1]), "s43 npz shape mismatch", "rewrite"),
+    "raised-schema-version": (lambda data: rewrite_npz(data, meta=_bump_schema), "s43 npz schema mismatch", "rewrite"),
     "pickled-object-array": (
-        lambda data: _npz_rewrite(data, trade_return=lambda a: a.astype(object)), "s43 npz corrupt", "rewrite"),
+        lambda data: rewrite_npz(data, trade_return=lambda a: a.astype(object)), "s43 npz corrupt", "rewrite"),
 }
 
 

@@ -68,13 +68,18 @@ def exit_codes(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def storage() -> tuple[ObjectStore, StorageSettings]:
+def storage_settings() -> StorageSettings:
+    """The object store configuration from the environment; exit 2 naming what is wrong."""
     try:
-        settings = StorageSettings.from_env()
+        return StorageSettings.from_env()
     except ValidationError as exc:
         fail(validation_message(exc, "storage configuration (CVN_S3_* / CVN_STORAGE_ROOT)"), EXIT_USAGE)
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
+
+
+def storage() -> tuple[ObjectStore, StorageSettings]:
+    settings = storage_settings()
     return build_object_store(settings), settings
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import sys
 
 import click
-from pydantic import ValidationError
 
-from cvn_assets.cli.common import EXIT_ERROR, EXIT_USAGE, emit_json, exit_codes, fail, validation_message
+from cvn_assets.cli.common import EXIT_ERROR, EXIT_USAGE, emit_json, exit_codes, fail, storage_settings
 from cvn_assets.operations.s3_check import Finding, S3Diagnosis, check
-from cvn_assets.storage.settings import StorageSettings
 
 
 @click.group("s3")
@@ -49,12 +47,7 @@ def check_command(as_json: bool) -> None:
     unreachable or unresolvable, no/bad credentials, access denied, missing bucket, empty or wrong
     prefix), 2 when no bucket is configured (CVN_S3_BUCKET unset) or the configuration is invalid.
     """
-    try:
-        settings = StorageSettings.from_env()
-    except ValidationError as exc:
-        fail(validation_message(exc, "storage configuration (CVN_S3_* / CVN_STORAGE_ROOT)"), EXIT_USAGE)
-    except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
+    settings = storage_settings()
     if settings.backend != "s3":
         fail(f"CVN_S3_BUCKET is not set: the object store is the local directory {settings.local_root}; "
              "set CVN_S3_BUCKET (and CVN_S3_ENDPOINT_URL for Scaleway / MinIO) to check S3", EXIT_USAGE)
