@@ -15,7 +15,11 @@ import dagster as dg
 from cvn_assets.acquisition.assets import market_candles, s43_predictions
 from cvn_assets.campaigns.jobs import launch_discovery, s43_acquire_job, s43_gate_job
 from cvn_assets.campaigns.sensors import campaign_sensor
-from cvn_assets.gate.assets import cohort_intact, s43_gate
+from cvn_assets.diagnostics.resources import URL_ENV as DIAGNOSTICS_URL_ENV
+from cvn_assets.diagnostics.resources import DiagnosticsResource, diagnostics_url_from_env
+from cvn_assets.gate.assets import challengers, cohort_intact, s43_gate
+from cvn_assets.gate.model_registry import TRACKING_ENV, tracking_uri_from_env
+from cvn_assets.gate.resources import ModelRegistryResource
 from cvn_assets.storage.candles_io_manager import CandlesIOManager
 from cvn_assets.storage.io_manager import S43PredictionIOManager
 from cvn_assets.storage.resources import ObjectStoreResource
@@ -38,19 +42,28 @@ def _executor(environ: Mapping[str, str]) -> dg.ExecutorDefinition:
     raise ValueError(f"{EXECUTOR_ENV}={choice!r} is invalid: expected in_process, multiprocess or k8s")
 
 
+def _from_env(environ: Mapping[str, str], name: str, default: str) -> str | dg.EnvVar:
+    """A value that may hold a password stays an EnvVar: the UI shows the variable, not the secret."""
+    return dg.EnvVar(name) if environ.get(name) else default
+
+
 def build_resources(environ: Mapping[str, str]) -> dict[str, object]:
     object_store = ObjectStoreResource.from_settings(StorageSettings.from_env(dict(environ)))
     return {
         "object_store": object_store,
         "s43_io_manager": S43PredictionIOManager(object_store=object_store),
         "candles_io_manager": CandlesIOManager(object_store=object_store),
+        "diagnostics": DiagnosticsResource(
+            url=_from_env(environ, DIAGNOSTICS_URL_ENV, diagnostics_url_from_env(environ))),
+        "model_registry": ModelRegistryResource(
+            tracking_uri=_from_env(environ, TRACKING_ENV, tracking_uri_from_env(environ))),
     }
 
 
 def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     environ = os.environ if environ is None else environ
     return dg.Definitions(
-        assets=[market_candles, s43_predictions, s43_gate],
+        assets=[market_candles, s43_predictions, s43_gate, challengers],
         asset_checks=[cohort_intact],
         jobs=[s43_acquire_job, s43_gate_job, launch_discovery],
         sensors=[campaign_sensor],

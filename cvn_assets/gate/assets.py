@@ -11,8 +11,17 @@ import logging
 
 import dagster as dg
 
+import io
+
+import pandas as pd
+
 from cvn_assets.acquisition.assets import S43_PREDICTIONS
 from cvn_assets.contracts.blob import BlobError
+from cvn_assets.contracts.campaign import STORED
+from cvn_assets.diagnostics.resources import DiagnosticsResource
+from cvn_assets.gate.model_registry import log_gate_evaluation, register_challengers
+from cvn_assets.gate.resources import ModelRegistryResource
+from cvn_assets.storage.candles_io_manager import candles_key
 from cvn_assets.events import Event, log_event
 from cvn_assets.gate.cohort import Cohort, load_cohort
 from cvn_assets.gate.report import GateReport, Verdict, report_key
@@ -23,6 +32,7 @@ from cvn_assets.storage.object_store import StorageError
 from cvn_assets.storage.resources import ObjectStoreResource
 
 S43_GATE = "s43_gate"
+CHALLENGERS = "challengers"
 COHORT_COMPLETE = "cohort_complete"
 COHORT_INTACT = "cohort_intact"
 GATE_GROUP = "gate"
@@ -80,19 +90,27 @@ def gate_metadata(report: GateReport) -> dict[str, object]:
                                    description="every expected blob of the campaign is present")],
     kinds={"python"},
 )
-def s43_gate(context: dg.AssetExecutionContext, cohort: Cohort, object_store: ObjectStoreResource):
-    """Verdict of one campaign: PASS, FAIL (NO_CANDIDATES) or INCONCLUSIVE_TOOLING (incomplete cohort)."""
+def s43_gate(context: dg.AssetExecutionContext, cohort: Cohort, object_store: ObjectStoreResource,
+             diagnostics: DiagnosticsResource, model_registry: ModelRegistryResource):
+    """Verdict of one campaign: PASS, FAIL (NO_CANDIDATES) or INCONCLUSIVE_TOOLING (incomplete cohort).
+
+    Recorded three ways: the report JSON next to the blobs (what `cvn gate` prints), the
+    diagnostics tables (what Grafana shows) and an MLflow run (drill-down, manual §3).
+    """
     report = evaluate_gate(cohort)
     store = object_store.store()
     store.put(report_key(object_store.prefix, report.campaign_id), report.model_dump_json(indent=2).encode(),
               content_type="application/json")
+    diagnostics.store().replace_gate(report)
+    mlflow_run_id = log_gate_evaluation(report, model_registry.tracking_uri)
     log_event(context.log, Event.GATE_VERDICT,
               logging.WARNING if report.verdict == Verdict.INCONCLUSIVE_TOOLING else logging.INFO,
               campaign=report.campaign_id, verdict=report.verdict.value,
               transport_suspect=report.transport_suspect, absent=len(report.missing),
               codes=report.codes)
     return dg.MaterializeResult(
-        metadata=gate_metadata(report),
+        metadata={**gate_metadata(report), "mlflow_run_id": mlflow_run_id,
+                  "diagnostics": diagnostics.store().describe()},
         check_results=[dg.AssetCheckResult(
             check_name=COHORT_COMPLETE,
             passed=cohort.complete,
@@ -101,6 +119,37 @@ def s43_gate(context: dg.AssetExecutionContext, cohort: Cohort, object_store: Ob
                       "transport_suspect": report.transport_suspect},
         )],
     )
+
+
+@dg.asset(
+    name=CHALLENGERS,
+    partitions_def=campaign_partitions,
+    group_name=GATE_GROUP,
+    deps=[S43_GATE],
+    ins={"cohort": dg.AssetIn(
+        S43_PREDICTIONS,
+        partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=CAMPAIGN_DIMENSION),
+    )},
+    kinds={"mlflow"},
+)
+def challengers(context: dg.AssetExecutionContext, cohort: Cohort, object_store: ObjectStoreResource,
+                model_registry: ModelRegistryResource):
+    """Each candidate crypto of a PASS, trained on the full window and registered with alias `challenger`."""
+    store, prefix = object_store.store(), object_store.prefix
+    report = GateReport.model_validate_json(store.get(report_key(prefix, context.partition_key)), context=STORED)
+    if report.verdict != Verdict.PASS:
+        return dg.MaterializeResult(metadata={"registered": 0, "reason": f"verdict {report.verdict.value}: no candidate"})
+
+    def candles(crypto: str) -> pd.DataFrame:
+        return pd.read_parquet(io.BytesIO(store.get(candles_key(prefix, report.campaign_id, crypto))))
+
+    registered = register_challengers(report, model_registry.tracking_uri, cohort.pooled(), candles)
+    for entry in registered:
+        context.log.info(f"registered {entry['model_uri']} (version {entry['version']}, family {entry['family']})")
+    return dg.MaterializeResult(metadata={
+        "registered": len(registered),
+        "models": dg.MetadataValue.json(registered),
+    })
 
 
 @dg.op(

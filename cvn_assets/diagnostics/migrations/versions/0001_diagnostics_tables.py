@@ -1,0 +1,73 @@
+"""Diagnostics tables: gate verdicts, crypto signals, global state.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-23
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+SIGNAL_FLOATS = (
+    "f1_buy", "precision_buy", "recall_buy", "buy_rate", "baseline_f1_buy", "f1_buy_delta", "std_f1_buy",
+    "screening_f1_buy", "last_fold_f1_buy", "screening_testing_gap", "sortino", "tp_pct", "sl_pct",
+    "timeout_pct", "expectancy", "max_drawdown",
+)
+SIGNAL_INTEGERS = ("folds", "test_rows", "n_trades")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "cvn_gate_verdicts",
+        sa.Column("campaign_id", sa.String(63), primary_key=True),
+        sa.Column("crypto_group", sa.String(64), nullable=False),
+        sa.Column("verdict", sa.String(32), nullable=False),
+        sa.Column("transport_suspect", sa.Boolean, nullable=False),
+        sa.Column("n_expected", sa.Integer, nullable=False),
+        sa.Column("n_present", sa.Integer, nullable=False),
+        sa.Column("n_candidates", sa.Integer, nullable=True),
+        sa.Column("missing", sa.Text, nullable=False),
+        sa.Column("codes", sa.Text, nullable=False),
+        sa.Column("summary", sa.Text, nullable=False),
+        sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("spec", sa.Text, nullable=False),
+    )
+    op.create_index("ix_cvn_gate_verdicts_evaluated_at", "cvn_gate_verdicts", ["evaluated_at"])
+    op.create_table(
+        "cvn_crypto_signals",
+        sa.Column("campaign_id", sa.String(63), primary_key=True),
+        sa.Column("crypto", sa.String(20), primary_key=True),
+        sa.Column("crypto_group", sa.String(64), nullable=False),
+        sa.Column("family", sa.String(32), nullable=False),
+        sa.Column("diagnostic", sa.String(32), nullable=False),
+        sa.Column("codes", sa.Text, nullable=False),
+        sa.Column("candidate", sa.Boolean, nullable=False),
+        sa.Column("reasons", sa.Text, nullable=False),
+        sa.Column("action", sa.Text, nullable=False),
+        sa.Column("relaunch", sa.Text, nullable=True),
+        *(sa.Column(name, sa.Float, nullable=True) for name in SIGNAL_FLOATS),
+        *(sa.Column(name, sa.Integer, nullable=True) for name in SIGNAL_INTEGERS),
+        sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_cvn_crypto_signals_evaluated_at", "cvn_crypto_signals", ["evaluated_at"])
+    op.create_table(
+        "cvn_global_state",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("state", sa.String(8), nullable=False),
+        sa.Column("previous_state", sa.String(8), nullable=True),
+        sa.Column("rules", sa.Text, nullable=False),
+        sa.Column("signals", sa.Text, nullable=False),
+    )
+    op.create_index("ix_cvn_global_state_evaluated_at", "cvn_global_state", ["evaluated_at"])
+
+
+def downgrade() -> None:
+    op.drop_table("cvn_global_state")
+    op.drop_table("cvn_crypto_signals")
+    op.drop_table("cvn_gate_verdicts")

@@ -1,0 +1,176 @@
+"""The diagnostics store: what every gate concluded, per campaign and per crypto, in SQL.
+
+SQLite by default, PostgreSQL in production (``CVN_DIAGNOSTICS_URL``). The schema is created and
+upgraded by alembic migrations shipped in the package (``migrate()``, idempotent). Re-running a
+campaign's gate replaces that campaign's rows in one transaction — never a duplicate, never a
+half-written campaign; an INCONCLUSIVE gate writes its verdict row and no signals.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import make_url
+
+from cvn_assets.diagnostics.tables import (
+    SIGNAL_FLOATS, SIGNAL_INTEGERS, crypto_signals, gate_verdicts, global_state,
+)
+from cvn_assets.gate.report import GateReport
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def normalise_url(url: str) -> str:
+    """Name the pinned driver: SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, not installed."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password hidden, for messages (never the raw text of an unparseable one)."""
+    try:
+        return make_url(normalise_url(url)).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<not a SQLAlchemy URL>"
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class DiagnosticsStore:
+    """Gate verdicts, crypto signals and global states over one SQLAlchemy engine."""
+
+    def __init__(self, url: str):
+        self.url = normalise_url(url)
+        try:
+            self.engine = sa.create_engine(self.url, future=True)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+            raise ValueError(f"CVN_DIAGNOSTICS_URL {safe_url(url)!r} is invalid: {exc}") from None
+
+    def describe(self) -> str:
+        return safe_url(self.url)
+
+    def migrate(self) -> None:
+        """Create or upgrade the tables to the latest revision (safe to call every time)."""
+        if self.engine.dialect.name == "sqlite":
+            database = self.engine.url.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def replace_gate(self, report: GateReport) -> None:
+        """Write one gate evaluation, replacing whatever that campaign had."""
+        present = sum(1 for entry in report.cohort if entry.status == "present")
+        cryptos = report.cryptos or {}
+        verdict_row = {
+            "campaign_id": report.campaign_id, "crypto_group": report.group, "verdict": report.verdict.value,
+            "transport_suspect": report.transport_suspect, "n_expected": len(report.cohort), "n_present": present,
+            "n_candidates": sum(1 for v in cryptos.values() if v.candidate) if report.cryptos is not None else None,
+            "missing": json.dumps(report.missing), "codes": ",".join(report.codes), "summary": report.summary,
+            "evaluated_at": _utc(report.evaluated_at), "spec": report.spec.model_dump_json(),
+        }
+        signal_rows = []
+        for crypto, verdict in sorted(cryptos.items()):
+            signals = verdict.signals
+            signal_rows.append({
+                "campaign_id": report.campaign_id, "crypto": crypto, "crypto_group": report.group,
+                "family": str(signals.get("family", "")), "diagnostic": verdict.diagnostic,
+                "codes": ",".join(verdict.codes), "candidate": verdict.candidate,
+                "reasons": json.dumps(verdict.reasons), "action": verdict.action, "relaunch": verdict.relaunch,
+                **{name: _number(signals.get(name), float) for name in SIGNAL_FLOATS},
+                **{name: _number(signals.get(name), int) for name in SIGNAL_INTEGERS},
+                "evaluated_at": _utc(report.evaluated_at),
+            })
+        with self.engine.begin() as connection:
+            connection.execute(sa.delete(crypto_signals).where(crypto_signals.c.campaign_id == report.campaign_id))
+            connection.execute(sa.delete(gate_verdicts).where(gate_verdicts.c.campaign_id == report.campaign_id))
+            connection.execute(sa.insert(gate_verdicts), [verdict_row])
+            if signal_rows:
+                connection.execute(sa.insert(crypto_signals), signal_rows)
+
+    def gate_rows(self, campaign_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The verdict row and the signal rows of one campaign."""
+        with self.engine.connect() as connection:
+            verdict = connection.execute(
+                sa.select(gate_verdicts).where(gate_verdicts.c.campaign_id == campaign_id)).mappings().first()
+            signals = connection.execute(
+                sa.select(crypto_signals).where(crypto_signals.c.campaign_id == campaign_id)
+                .order_by(crypto_signals.c.crypto)).mappings().all()
+        return (_row(verdict) if verdict else None), [_row(row) for row in signals]
+
+    def latest_gate_verdicts(self, limit: int) -> list[dict[str, Any]]:
+        """The most recent gates, newest first, each with ``cryptos`` → that gate's signals."""
+        with self.engine.connect() as connection:
+            verdicts = connection.execute(
+                sa.select(gate_verdicts).order_by(gate_verdicts.c.evaluated_at.desc()).limit(limit)).mappings().all()
+            ids = [row["campaign_id"] for row in verdicts]
+            signals = connection.execute(
+                sa.select(crypto_signals).where(crypto_signals.c.campaign_id.in_(ids))).mappings().all() if ids else []
+        by_campaign: dict[str, dict[str, dict[str, Any]]] = {}
+        for row in signals:
+            by_campaign.setdefault(row["campaign_id"], {})[row["crypto"]] = _signals(row)
+        return [{**_row(row), "cryptos": by_campaign.get(row["campaign_id"], {})} for row in verdicts]
+
+    def latest_crypto_signals(self) -> list[dict[str, Any]]:
+        """For each crypto, the signal row of its most recent gate (within-crypto, ADR-27)."""
+        newest = (sa.select(crypto_signals.c.crypto, sa.func.max(crypto_signals.c.evaluated_at).label("at"))
+                  .group_by(crypto_signals.c.crypto).subquery())
+        query = (sa.select(crypto_signals)
+                 .join(newest, sa.and_(crypto_signals.c.crypto == newest.c.crypto,
+                                       crypto_signals.c.evaluated_at == newest.c.at))
+                 .order_by(crypto_signals.c.crypto))
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        latest: dict[str, dict[str, Any]] = {}
+        for row in rows:  # two campaigns gated at the same instant: keep one, deterministically
+            latest.setdefault(row["crypto"], {**_row(row), "signals": _signals(row)})
+        return list(latest.values())
+
+    def record_global_state(self, evaluated_at: datetime, state: str, previous_state: str | None,
+                            rules: Sequence[Mapping[str, Any]], signals: Mapping[str, Any]) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(sa.insert(global_state), [{
+                "evaluated_at": _utc(evaluated_at), "state": state, "previous_state": previous_state,
+                "rules": json.dumps(list(rules), default=str), "signals": json.dumps(dict(signals), default=str),
+            }])
+
+    def latest_global_state(self) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(global_state).order_by(global_state.c.evaluated_at.desc(),
+                                                                      global_state.c.id.desc()).limit(1)).mappings().first()
+        if row is None:
+            return None
+        data = _row(row)
+        data["rules"] = json.loads(data["rules"])
+        data["signals"] = json.loads(data["signals"])
+        return data
+
+
+def _number(value: Any, kind: type) -> float | int | None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return kind(value)
+
+
+def _row(row: Mapping[str, Any]) -> dict[str, Any]:
+    data = dict(row)
+    if isinstance(data.get("evaluated_at"), datetime):
+        data["evaluated_at"] = _utc(data["evaluated_at"])  # SQLite returns naive datetimes
+    return data
+
+
+def _signals(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: row[name] for name in (*SIGNAL_FLOATS, *SIGNAL_INTEGERS)}

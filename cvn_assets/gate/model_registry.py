@@ -1,0 +1,147 @@
+"""MLflow: every gate evaluation as a run, every PASS candidate as a `challenger` model version.
+
+Runs go to the experiment ``cvn-s43-gates`` (params: the campaign spec; metrics per crypto, named
+``<CRYPTO>.<signal>``; tags: verdict and codes). A candidate's model is trained on the campaign's
+full window with its chosen family, PTE and hyperparameters, saved with skops — MLflow's
+serialization that loads without unpickling — and registered as ``cvn-s43-<CRYPTO>`` with the
+alias ``challenger`` and the campaign and diagnostic as version tags.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cvn_assets.contracts.blob import PredictionBlob
+from cvn_assets.gate.report import GateReport, Verdict
+
+EXPERIMENT = "cvn-s43-gates"
+CHALLENGER = "challenger"
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+
+
+def tracking_uri_from_env(environ: Mapping[str, str] | None = None) -> str:
+    """MLFLOW_TRACKING_URI, else a SQLite registry in DAGSTER_HOME (the embedded default)."""
+    env = os.environ if environ is None else environ
+    if env.get(TRACKING_ENV):
+        return env[TRACKING_ENV]
+    home = env.get("DAGSTER_HOME")
+    if not home:
+        raise ValueError(f"no MLflow tracking store configured: set {TRACKING_ENV} or DAGSTER_HOME")
+    return f"sqlite:///{Path(home) / 'mlflow.sqlite'}"
+
+
+def model_name(crypto: str) -> str:
+    return f"cvn-s43-{crypto}"
+
+
+def _client(tracking_uri: str):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _experiment_id(client: Any) -> str:
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    return experiment.experiment_id if experiment is not None else client.create_experiment(EXPERIMENT)
+
+
+def _params(report: GateReport) -> dict[str, str]:
+    spec = report.spec.model_dump(mode="json")
+    return {name: ",".join(map(str, value)) if isinstance(value, list) else str(value) for name, value in spec.items()}
+
+
+def log_gate_evaluation(report: GateReport, tracking_uri: str) -> str:
+    """Log one gate evaluation as an MLflow run; return its run id."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = _client(tracking_uri)
+    run = client.create_run(_experiment_id(client), run_name=f"gate-{report.campaign_id}", tags={
+        "campaign_id": report.campaign_id, "group": report.group, "verdict": report.verdict.value,
+        "codes": ",".join(report.codes) or "none", "transport_suspect": str(report.transport_suspect).lower(),
+    })
+    timestamp = int(report.evaluated_at.timestamp() * 1000)
+    metrics = [Metric(f"{crypto}.{name}", float(value), timestamp, 0)
+               for crypto, verdict in sorted((report.cryptos or {}).items())
+               for name, value in verdict.signals.items()
+               if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    metrics += [Metric("absent_blobs", float(len(report.missing)), timestamp, 0)]
+    tags = [RunTag(f"{crypto}.diagnostic", verdict.diagnostic) for crypto, verdict in (report.cryptos or {}).items()]
+    client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in _params(report).items()], tags=tags)
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def _trusted_types(model: Any) -> list[str]:
+    """skops loads only the types it is told to trust: scikit-learn's and numpy's, nothing else."""
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    refused = [name for name in untrusted if not name.startswith(("sklearn.", "numpy."))]
+    if refused:
+        raise ValueError(f"challenger model holds types skops would have to trust blindly: {refused}")
+    return untrusted
+
+
+def register_challengers(
+    report: GateReport,
+    tracking_uri: str,
+    pooled: Mapping[str, Sequence[PredictionBlob]],
+    candles_loader: Callable[[str], pd.DataFrame],
+) -> list[dict[str, Any]]:
+    """Register each candidate crypto of a PASS as a `challenger` version; return what was registered."""
+    if report.verdict != Verdict.PASS or not report.cryptos:
+        return []
+    import mlflow
+    import mlflow.sklearn
+
+    from cvn_assets.acquisition.pipeline import train_full_window
+
+    client = _client(tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    mlflow.set_experiment(EXPERIMENT)
+    registered = []
+    for crypto, verdict in sorted(report.cryptos.items()):
+        if not verdict.candidate:
+            continue
+        family = str(verdict.signals["family"])
+        last = max((blob for blob in pooled[crypto] if blob.meta.family == family), key=lambda blob: blob.meta.fold)
+        model = train_full_window(report.spec, crypto, candles_loader(crypto), family, last.meta.pte,
+                                  dict(last.meta.hyperparameters))
+        with mlflow.start_run(run_name=f"challenger-{report.campaign_id}-{crypto}",
+                              tags={"campaign_id": report.campaign_id, "crypto": crypto}):
+            info = mlflow.sklearn.log_model(model, name="model", serialization_format="skops",
+                                            skops_trusted_types=_trusted_types(model),
+                                            registered_model_name=model_name(crypto))
+        version = str(info.registered_model_version)
+        client.set_registered_model_alias(model_name(crypto), CHALLENGER, version)
+        for key, value in {"campaign_id": report.campaign_id, "diagnostic": verdict.diagnostic, "family": family,
+                           "pte": f"sl={last.meta.pte.sl},tp={last.meta.pte.tp},horizon={last.meta.pte.horizon}",
+                           "threshold": f"{last.meta.threshold:.6f}"}.items():
+            client.set_model_version_tag(model_name(crypto), version, key, value)
+        registered.append({"crypto": crypto, "model": model_name(crypto), "version": version, "family": family,
+                           "model_uri": f"models:/{model_name(crypto)}@{CHALLENGER}"})
+    return registered
+
+
+def model_freshness_days(tracking_uri: str, crypto: str, now: datetime | None = None) -> float | None:
+    """Age in days of the newest registered version of the crypto's model; None if there is none."""
+    client = _client(tracking_uri)
+    versions = client.search_model_versions(f"name='{model_name(crypto)}'")
+    if not versions:
+        return None
+    newest = max(int(version.creation_timestamp) for version in versions)
+    now = now or datetime.now(UTC)
+    return (now.timestamp() * 1000 - newest) / 86_400_000
+
+
+def challenger_count(tracking_uri: str) -> int:
+    """Registered models whose `challenger` alias is set (challengers not yet promoted)."""
+    client = _client(tracking_uri)
+    return sum(1 for model in client.search_registered_models() if CHALLENGER in (model.aliases or {}))
