@@ -2,34 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 
-from cvn_assets.definitions import build_defs
 from cvn_assets.diagnostics.resources import diagnostics_url_from_env, migrated_store
 from cvn_assets.diagnostics.store import DiagnosticsStore, safe_url
 from cvn_assets.gate.model_registry import (
     CHALLENGER, challenger_count, model_freshness_days, model_name, tracking_uri_from_env,
 )
-from cvn_assets.gate.report import Verdict
-from cvn_assets_tests.fixtures.campaigns import CampaignHarness, small_spec
-
-
-@pytest.fixture
-def pass_harness(instance, storage_root) -> CampaignHarness:
-    defs = build_defs()
-    return CampaignHarness(instance=instance, defs=defs, store=defs.resources["object_store"].store(),
-                           prefix="s43-predictions")
-
-
-def passing_campaign(harness: CampaignHarness, campaign_id: str):
-    """A campaign on synthetic data with a planted signal: real models, real PASS."""
-    harness.launch(small_spec(campaign_id, symbols=["SOLUSDC", "ADAUSDC"], backtest_days=20, planted_signal=1.0,
-                              families=["naive", "logreg", "hgb"]))
-    result = harness.gate(campaign_id)
-    assert result.success
-    report = harness.report(campaign_id)
-    assert report.verdict == Verdict.PASS, report.summary
-    return report, result
+from cvn_assets_tests.fixtures.campaigns import passing_campaign, small_spec
 
 
 def comparable(rows):
