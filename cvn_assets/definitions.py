@@ -13,6 +13,8 @@ from collections.abc import Mapping
 import dagster as dg
 
 from cvn_assets.acquisition.assets import market_candles, s43_predictions
+from cvn_assets.alerts.defs import alert_defs
+from cvn_assets.alerts.resources import AlertChannelsResource
 from cvn_assets.campaigns.jobs import launch_discovery, s43_acquire_job, s43_gate_job
 from cvn_assets.campaigns.sensors import campaign_sensor
 from cvn_assets.diagnostics.resources import URL_ENV as DIAGNOSTICS_URL_ENV
@@ -20,6 +22,7 @@ from cvn_assets.diagnostics.resources import DiagnosticsResource, diagnostics_ur
 from cvn_assets.gate.assets import challengers, cohort_intact, s43_gate
 from cvn_assets.gate.model_registry import TRACKING_ENV, tracking_uri_from_env
 from cvn_assets.gate.resources import ModelRegistryResource
+from cvn_assets.state.defs import state_defs
 from cvn_assets.storage.candles_io_manager import CandlesIOManager
 from cvn_assets.storage.io_manager import S43PredictionIOManager
 from cvn_assets.storage.resources import ObjectStoreResource
@@ -57,12 +60,14 @@ def build_resources(environ: Mapping[str, str]) -> dict[str, object]:
             url=_from_env(environ, DIAGNOSTICS_URL_ENV, diagnostics_url_from_env(environ))),
         "model_registry": ModelRegistryResource(
             tracking_uri=_from_env(environ, TRACKING_ENV, tracking_uri_from_env(environ))),
+        "alert_channels": AlertChannelsResource(),  # holds variable names only, never the URLs
     }
 
 
 def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
+    """Campaigns (acquisition, gate, launch) + operating state + alerts, on one set of resources."""
     environ = os.environ if environ is None else environ
-    return dg.Definitions(
+    campaigns = dg.Definitions(
         assets=[market_candles, s43_predictions, s43_gate, challengers],
         asset_checks=[cohort_intact],
         jobs=[s43_acquire_job, s43_gate_job, launch_discovery],
@@ -70,6 +75,7 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
         resources=build_resources(environ),
         executor=_executor(environ),
     )
+    return dg.Definitions.merge(campaigns, state_defs(), alert_defs())
 
 
 @dg.definitions

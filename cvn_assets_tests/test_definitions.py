@@ -20,7 +20,9 @@ def test_code_location_loads_from_the_workspace_module(storage_root):
     checks = {key.name for key in repository.asset_graph.asset_check_keys}
     assert checks >= {"candles_valid", "blobs_intact", "cohort_complete", "cohort_intact"}
     assert {"s43_acquire_job", "s43_gate_job", "launch_discovery"} <= {job.name for job in repository.get_all_jobs()}
-    assert "campaign_sensor" in {sensor.name for sensor in repository.sensor_defs}
+    assert {"campaign_sensor", "global_state_sensor", "run_failure_alert_sensor", "asset_check_alert_sensor",
+            "stuck_run_sensor"} <= {sensor.name for sensor in repository.sensor_defs}
+    assert "morning_check_schedule" in {schedule.name for schedule in repository.schedule_defs}
 
 
 def test_nothing_is_read_from_the_environment_at_import(monkeypatch):

@@ -1,0 +1,1 @@
+"""Alerting: policy (notify on change, repeat, resolve), channels, runbook messages and failure sensors."""
