@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+import pytest
+
 from cvn_assets.diagnostics.resources import diagnostics_url_from_env, migrated_store
 from cvn_assets.diagnostics.store import DiagnosticsStore, safe_url
 from cvn_assets.gate.model_registry import (
@@ -61,6 +63,9 @@ def test_global_state_rows_round_trip(tmp_path):
 def test_passwords_never_appear_in_descriptions():
     assert "s3cret" not in safe_url("postgresql://cvn:s3cret@db:5432/cvn")
     assert safe_url("not a url with s3cret") == "<not a SQLAlchemy URL>"
+    with pytest.raises(ValueError, match="CVN_DIAGNOSTICS_URL '<not a SQLAlchemy URL>' is invalid") as raised:
+        DiagnosticsStore("postgresql://cvn:s3cret@[::1")
+    assert "s3cret" not in str(raised.value)
     assert DiagnosticsStore("postgresql://cvn:s3cret@db:5432/cvn").describe().startswith("postgresql+psycopg2://cvn:***@")
 
 

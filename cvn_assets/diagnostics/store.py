@@ -38,7 +38,7 @@ def safe_url(url: str) -> str:
     """The URL with its password hidden, for messages (never the raw text of an unparseable one)."""
     try:
         return make_url(normalise_url(url)).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         return "<not a SQLAlchemy URL>"
 
 
@@ -53,8 +53,9 @@ class DiagnosticsStore:
         self.url = normalise_url(url)
         try:
             self.engine = sa.create_engine(self.url, future=True)
-        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-            raise ValueError(f"CVN_DIAGNOSTICS_URL {safe_url(url)!r} is invalid: {exc}") from None
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
+            raise ValueError(f"CVN_DIAGNOSTICS_URL {safe_url(url)!r} is invalid: expected a SQLAlchemy URL "
+                             f"(sqlite:///path or postgresql+psycopg2://user@host:5432/db): {type(exc).__name__}") from None
 
     def describe(self) -> str:
         return safe_url(self.url)
