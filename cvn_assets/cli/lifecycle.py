@@ -11,9 +11,8 @@ import sys
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
-from cvn_assets.cli.common import EXIT_ERROR, EXIT_USAGE, emit_json, exit_codes, fail, validation_message
+from cvn_assets.cli.common import EXIT_ERROR, EXIT_USAGE, emit_json, exit_codes, fail, storage_settings
 from cvn_assets.operations.lifecycle import (
     DEFAULT_RETENTION_DAYS,
     LifecycleConflict,
@@ -46,17 +45,8 @@ def lifecycle_group() -> None:
     """
 
 
-def _settings() -> StorageSettings:
-    try:
-        return StorageSettings.from_env()
-    except ValidationError as exc:
-        fail(validation_message(exc, "storage configuration (CVN_S3_* / CVN_STORAGE_ROOT)"), EXIT_USAGE)
-    except ValueError as exc:
-        fail(str(exc), EXIT_USAGE)
-
-
 def _bucket() -> tuple[Any, StorageSettings]:
-    settings = _settings()
+    settings = storage_settings()
     if settings.backend != "s3" or not settings.bucket:
         fail(f"CVN_S3_BUCKET is not set: the object store is the local directory {settings.local_root}, which "
              "has no lifecycle rules; use `cvn lifecycle sweep` to apply the same retention there", EXIT_USAGE)
@@ -213,7 +203,7 @@ def sweep_command(days: int, dry_run: bool, as_json: bool) -> None:
 
     The same retention as the S3 lifecycle rule, for CVN_STORAGE_ROOT (run it daily, e.g. from cron).
     """
-    settings = _settings()
+    settings = storage_settings()
     if settings.backend != "local":
         fail(f"the object store is S3 bucket {settings.bucket}: S3 expires keys itself; use "
              "`cvn lifecycle apply` to install the rule", EXIT_USAGE)
