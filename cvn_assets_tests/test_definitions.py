@@ -18,7 +18,7 @@ def test_code_location_loads_from_the_workspace_module(storage_root):
     assert {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()} >= {
         "market_candles", "s43_predictions", "s43_gate"}
     checks = {key.name for key in repository.asset_graph.asset_check_keys}
-    assert checks >= {"candles_valid", "blobs_intact", "cohort_complete", "cohort_intact"}
+    assert checks >= {"candles_valid", "blobs_intact", "cohort_complete", "cohort_intact", "ml_beats_baseline"}
     assert {"s43_acquire_job", "s43_gate_job", "launch_discovery"} <= {job.name for job in repository.get_all_jobs()}
     assert {"campaign_sensor", "global_state_sensor", "run_failure_alert_sensor", "asset_check_alert_sensor",
             "stuck_run_sensor"} <= {sensor.name for sensor in repository.sensor_defs}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from cvn_assets.acquisition.assets import BLOBS_INTACT
-from cvn_assets.gate.assets import COHORT_COMPLETE, COHORT_INTACT
+from cvn_assets.gate.assets import COHORT_COMPLETE, COHORT_INTACT, ML_BEATS_BASELINE
 from cvn_assets.gate.report import Verdict
 from cvn_assets.runs import root_cause
 from cvn_assets_tests.fixtures.blobs import rewrite_npz
@@ -40,6 +40,10 @@ def test_complete_cohort_gives_a_verdict_with_every_blob_recorded(harness):
     assert set(report.cryptos) == {"SOLUSDC", "ADAUSDC"}
     checks = check_evaluations(result)
     assert checks[COHORT_COMPLETE].passed and checks[COHORT_INTACT].passed
+    beats = checks[ML_BEATS_BASELINE]
+    behind = [crypto for crypto, verdict in report.cryptos.items() if verdict.signals["f1_buy_delta"] <= 0]
+    assert beats.severity.value == "WARN" and beats.passed is (not behind)
+    assert sorted(beats.metadata["not_beating_baseline"].value) == sorted(behind)
     assert any("event=s43_gate_verdict" in line for line in logged_lines(harness.instance, result.run_id))
 
 
@@ -58,6 +62,8 @@ def test_one_absent_blob_degrades_to_inconclusive_naming_exactly_it(harness):
     assert [entry.key for entry in report.cohort if entry.status == "absent"] == [gone]
     complete = check_evaluations(result)[COHORT_COMPLETE]
     assert not complete.passed and complete.severity.value == "WARN"
+    beats = check_evaluations(result)[ML_BEATS_BASELINE]
+    assert not beats.passed and beats.metadata["evaluated"].value is False  # no evidence is not a pass
     materialization = result.asset_materializations_for_node("s43_gate")[0]
     assert materialization.metadata["verdict"].value == "INCONCLUSIVE_TOOLING"
     assert not any("/" in name for name in materialization.metadata)  # no per-crypto metric

@@ -10,48 +10,58 @@ import sqlalchemy as sa
 import yaml
 
 from cvn_assets.diagnostics.store import DiagnosticsStore
-from cvn_assets_tests.fixtures.campaigns import passing_campaign, small_spec
 
 GRAFANA = Path(__file__).resolve().parents[1] / "deploy" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 
 
+def boards() -> list[dict]:
+    return [json.loads(path.read_text()) for path in DASHBOARDS]
+
+
 def queries() -> list[tuple[str, str, str]]:
-    found = []
-    for path in DASHBOARDS:
-        board = json.loads(path.read_text())
-        for panel in board["panels"]:
-            for target in panel["targets"]:
-                found.append((board["title"], panel["title"], target["rawSql"]))
-    return found
+    return [(board["title"], panel["title"], target["rawSql"])
+            for board in boards() for panel in board["panels"] for target in panel["targets"]]
 
 
 def test_dashboards_are_the_manuals_views_on_our_datasource():
-    titles = {json.loads(path.read_text())["title"] for path in DASHBOARDS}
-    assert titles == {"Testing & Backtest", "MLOps Overview"}
+    assert {board["title"] for board in boards()} == {"Testing & Backtest", "MLOps Overview"}
     datasource = yaml.safe_load((GRAFANA / "datasource.yaml").read_text())["datasources"][0]
-    for board, panel, _ in queries():
-        assert "$__" not in _, f"{board} / {panel}: Grafana macros are not run by this test"
-    assert all(p["datasource"]["uid"] == datasource["uid"] for path in DASHBOARDS
-               for p in json.loads(path.read_text())["panels"])
+    assert datasource["type"] == "grafana-postgresql-datasource"
+    assert "password" not in json.dumps(datasource.get("jsonData", {}))  # secrets only from the environment
+    provider = yaml.safe_load((GRAFANA / "dashboards.yaml").read_text())["providers"][0]
+    assert provider["type"] == "file" and provider["options"]["path"]
+    for board in boards():
+        ids = [panel["id"] for panel in board["panels"]]
+        assert len(ids) == len(set(ids)), f"{board['title']}: panel ids must be unique"
+        assert board["uid"].startswith("cvn-")
+        for panel in board["panels"]:
+            assert panel["datasource"]["uid"] == datasource["uid"]
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == datasource["uid"] and target["rawQuery"] is True
+                assert "$__" not in target["rawSql"], f"{panel['title']}: Grafana macros are not run by this test"
 
 
-def test_every_query_returns_rows_from_real_gates(pass_harness, postgres_url):
+def test_the_dashboards_show_the_golden_signals_of_the_manual():
+    sql = " ".join(query for _, _, query in queries())
+    for column in ("f1_buy", "baseline_f1_buy", "f1_buy_delta", "screening_f1_buy", "last_fold_f1_buy",
+                   "screening_testing_gap", "std_f1_buy", "sortino", "tp_pct", "sl_pct", "timeout_pct",
+                   "diagnostic", "reasons", "relaunch", "cvn_global_state"):
+        assert column in sql, f"§2/§14: {column} is not on any dashboard"
+
+
+def test_every_query_returns_rows_from_real_gates(real_gates, postgres_url):
     store = DiagnosticsStore(postgres_url)
     store.migrate()
-    report, _ = passing_campaign(pass_harness, "grafana-001")
-    store.replace_gate(report)
-    manifest = pass_harness.launch(small_spec("grafana-002", symbols=["XRPUSDC"]))
-    pass_harness.store.delete(pass_harness.blob_keys(manifest)[0])
-    assert pass_harness.gate("grafana-002").success
-    store.replace_gate(pass_harness.report("grafana-002"))
+    for case in real_gates.values():
+        store.replace_gate(case.report)
     store.record_global_state(datetime.now(UTC), "YELLOW", "GREEN", [{"rule": "success_rate_70_90"}], {})
 
-    engine = sa.create_engine(store.url)
     empty = []
-    with engine.connect() as connection:
+    with store.engine.connect() as connection:
         for board, panel, sql in queries():
             rows = connection.execute(sa.text(sql)).fetchall()
-            if not rows:
+            if not rows or all(value is None for row in rows for value in row):
                 empty.append(f"{board} / {panel}")
+    store.close()
     assert queries() and empty == []

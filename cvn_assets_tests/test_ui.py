@@ -76,7 +76,7 @@ def test_ui_shows_partitions_gate_and_check_results(instance, storage_root, webs
     assert dimensions == {"campaign": ["ui-001"], "crypto": ["SOLUSDC", "ADAUSDC"]}
     gate = nodes["gate"][0]
     assert gate["partitionKeys"] == ["ui-001"]
-    assert {check["name"] for check in gate["assetChecksOrError"]["checks"]} == {"cohort_complete", "cohort_intact"}
+    assert {check["name"] for check in gate["assetChecksOrError"]["checks"]} == {"cohort_complete", "cohort_intact", "ml_beats_baseline"}
 
     data = graphql(webserver, """{
       asset: assetOrError(assetKey: {path: ["s43_gate"]}) {

@@ -9,6 +9,7 @@ half-written campaign; an INCONCLUSIVE gate writes its verdict row and no signal
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,9 @@ from cvn_assets.diagnostics.tables import (
 from cvn_assets.gate.report import GateReport
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK = 0x63766E5F64696167  # PostgreSQL advisory lock key ("cvn_diag"): one migrator at a time
+# alembic keeps its running migration context in module globals: one migration per process at a time.
+_MIGRATING = threading.Lock()
 
 
 def normalise_url(url: str) -> str:
@@ -60,6 +64,10 @@ class DiagnosticsStore:
     def describe(self) -> str:
         return safe_url(self.url)
 
+    def close(self) -> None:
+        """Release the pooled connections (a store is reusable afterwards: the pool reopens)."""
+        self.engine.dispose()
+
     def migrate(self) -> None:
         """Create or upgrade the tables to the latest revision (safe to call every time)."""
         if self.engine.dialect.name == "sqlite":
@@ -68,7 +76,11 @@ class DiagnosticsStore:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as connection:
+        with _MIGRATING, self.engine.begin() as connection:
+            if self.engine.dialect.name == "postgresql":
+                # Gates of several campaigns may open a fresh database at once: the second waits,
+                # then finds the tables at head, instead of failing on CREATE TABLE.
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 

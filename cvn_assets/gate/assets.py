@@ -35,6 +35,7 @@ S43_GATE = "s43_gate"
 CHALLENGERS = "challengers"
 COHORT_COMPLETE = "cohort_complete"
 COHORT_INTACT = "cohort_intact"
+ML_BEATS_BASELINE = "ml_beats_baseline"
 GATE_GROUP = "gate"
 
 
@@ -58,6 +59,22 @@ def _markdown_table(report: GateReport) -> str:
 
 def _fmt(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value if value is not None else "")
+
+
+def ml_beats_baseline_result(report: GateReport) -> dg.AssetCheckResult:
+    """WARN listing the cryptos whose f1_buy does not beat always-BUY; never passes without evidence."""
+    if report.cryptos is None:
+        return dg.AssetCheckResult(
+            check_name=ML_BEATS_BASELINE, passed=False, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"evaluated": False, "reason": "no pooled metric: the cohort is incomplete (see cohort_complete)"},
+        )
+    deltas = {crypto: float(verdict.signals["f1_buy_delta"]) for crypto, verdict in sorted(report.cryptos.items())}
+    behind = [crypto for crypto, delta in deltas.items() if delta <= 0]
+    return dg.AssetCheckResult(
+        check_name=ML_BEATS_BASELINE, passed=not behind, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"evaluated": True, "not_beating_baseline": dg.MetadataValue.json(behind),
+                  "f1_buy_delta_points": dg.MetadataValue.json({c: round(d, 2) for c, d in deltas.items()})},
+    )
 
 
 def gate_metadata(report: GateReport) -> dict[str, object]:
@@ -86,8 +103,12 @@ def gate_metadata(report: GateReport) -> dict[str, object]:
         S43_PREDICTIONS,
         partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=CAMPAIGN_DIMENSION),
     )},
-    check_specs=[dg.AssetCheckSpec(COHORT_COMPLETE, asset=S43_GATE, partitions_def=campaign_partitions,
-                                   description="every expected blob of the campaign is present")],
+    check_specs=[
+        dg.AssetCheckSpec(COHORT_COMPLETE, asset=S43_GATE, partitions_def=campaign_partitions,
+                          description="every expected blob of the campaign is present"),
+        dg.AssetCheckSpec(ML_BEATS_BASELINE, asset=S43_GATE, partitions_def=campaign_partitions,
+                          description="every crypto's model beats the naive always-BUY baseline (ADR-29)"),
+    ],
     kinds={"python"},
 )
 def s43_gate(context: dg.AssetExecutionContext, cohort: Cohort, object_store: ObjectStoreResource,
@@ -117,7 +138,7 @@ def s43_gate(context: dg.AssetExecutionContext, cohort: Cohort, object_store: Ob
             severity=dg.AssetCheckSeverity.WARN,
             metadata={"absent": len(report.missing), "missing": dg.MetadataValue.json(report.missing),
                       "transport_suspect": report.transport_suspect},
-        )],
+        ), ml_beats_baseline_result(report)],
     )
 
 

@@ -11,7 +11,8 @@ of this precedence, from "nothing to exploit" to "exploit it":
 5. otherwise the ML level: ML_MARGINAL (0, 5], ML_EXPLOITABLE (5, 10], ML_SOLID > 10 points.
 
 A crypto is a candidate when it beats always-BUY by more than +5 points, is neither unstable nor
-overfit, trades at least ``candidate_min_trades`` times, and its Sortino is positive.
+overfit (which needs a screening F1 to compare with), trades at least ``candidate_min_trades``
+times, and its Sortino is positive. The readings of the manual are in docs/diagnostics.md.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cvn_assets.contracts.blob import PredictionBlob
 from cvn_assets.contracts.campaign import CampaignSpec
-from cvn_assets.gate.playbook import ACTIONS, no_candidates_relaunch, relaunch_for
+from cvn_assets.gate.playbook import ACTIONS, no_candidates_relaunch, rejected_playbook, relaunch_for
 from cvn_assets.gate.settings import GateSettings
 from cvn_assets.gate.signals import CryptoSignals, compute_crypto_signals
 
+ML_LEVELS = ("ML_USELESS", "ML_MARGINAL", "ML_EXPLOITABLE", "ML_SOLID")
 EXIT_CODES = ("SL_TOO_TIGHT", "TP_TOO_AMBITIOUS", "HORIZON_TOO_SHORT")
+CRYPTO_CODES = (*ML_LEVELS, "ML_UNSTABLE", "EXECUTION_MISMATCH", *EXIT_CODES, "SCREENING_OVERFIT")
 NO_CANDIDATES = "NO_CANDIDATES"
 
 
@@ -45,6 +48,7 @@ class CryptoVerdict(BaseModel):
 
 
 def ml_level(delta_points: float, settings: GateSettings) -> str:
+    """§7 step 1, bands (a, b] in F1 points: <= 0 useless, (0, 5] marginal, (5, 10] exploitable."""
     if delta_points <= 0:
         return "ML_USELESS"
     if delta_points <= settings.exploitable_delta_points:
@@ -81,39 +85,56 @@ def fired_codes(signals: CryptoSignals, settings: GateSettings) -> list[str]:
     return codes
 
 
-def candidacy(signals: CryptoSignals, codes: list[str], settings: GateSettings) -> tuple[bool, list[str]]:
-    reasons = []
+def rejections(signals: CryptoSignals, codes: Sequence[str], settings: GateSettings) -> list[tuple[str, str]]:
+    """Why the gate refuses this crypto, as (kind, sentence); empty for a candidate."""
+    found: list[tuple[str, str]] = []
+    if signals.screening_f1_buy is None:
+        found.append(("screening", "no screening_f1_buy in the blob meta: SCREENING_OVERFIT cannot be ruled out"))
     if signals.f1_buy_delta <= settings.candidate_min_delta_points:
-        reasons.append(f"f1_buy beats always-BUY by {signals.f1_buy_delta:+.1f} pts, "
-                       f"needs > {settings.candidate_min_delta_points:+.1f}")
+        found.append(("delta", f"f1_buy beats always-BUY by {signals.f1_buy_delta:+.1f} pts, "
+                               f"needs > {settings.candidate_min_delta_points:+.1f}"))
     if "ML_UNSTABLE" in codes:
-        reasons.append(f"std_f1_buy {signals.std_f1_buy:.3f} > {settings.unstable_std_f1}")
+        found.append(("unstable", f"std_f1_buy {signals.std_f1_buy:.3f} > {settings.unstable_std_f1}"))
     if "SCREENING_OVERFIT" in codes:
-        reasons.append(f"screening/testing gap {signals.screening_testing_gap:.3f} > {settings.overfit_gap}")
+        found.append(("overfit", f"screening/testing gap {signals.screening_testing_gap:.3f} > {settings.overfit_gap}"))
     if signals.n_trades < settings.candidate_min_trades:
-        reasons.append(f"{signals.n_trades} trades, needs >= {settings.candidate_min_trades}")
+        found.append(("n_trades", f"{signals.n_trades} trades, needs >= {settings.candidate_min_trades}"))
     if signals.sortino is None or signals.sortino <= settings.candidate_min_sortino:
         shown = "n/a" if signals.sortino is None else f"{signals.sortino:.3f}"
-        reasons.append(f"Sortino {shown}, needs > {settings.candidate_min_sortino}")
-    if reasons:
-        return False, reasons
+        found.append(("sortino", f"Sortino {shown}, needs > {settings.candidate_min_sortino}"))
+    return found
+
+
+def candidacy(signals: CryptoSignals, codes: Sequence[str], settings: GateSettings) -> tuple[bool, list[str]]:
+    """Whether the crypto passes the gate, with the gate's reasons either way."""
+    refused = rejections(signals, codes, settings)
+    if refused:
+        return False, [sentence for _, sentence in refused]
     return True, [f"beats always-BUY by {signals.f1_buy_delta:+.1f} pts with Sortino {signals.sortino:.3f} "
                   f"over {signals.n_trades} trades"]
 
 
-def diagnose(signals: CryptoSignals, spec: CampaignSpec, crypto: str, settings: GateSettings | None = None) -> CryptoVerdict:
+def diagnose(signals: CryptoSignals, spec: CampaignSpec, settings: GateSettings | None = None) -> CryptoVerdict:
+    """The §7 diagnostic, the gate's decision and the §9 next step for one crypto's signals."""
     settings = settings or GateSettings()
     codes = fired_codes(signals, settings)
     principal = codes[0]
+    refused = rejections(signals, codes, settings)
     candidate, reasons = candidacy(signals, codes, settings)
+    action, relaunch = ACTIONS[principal], None if candidate else relaunch_for(principal, spec, signals.crypto)
+    if not candidate and principal in {"ML_EXPLOITABLE", "ML_SOLID"}:
+        # The level says "exploit it" but the gate said no: the next step answers the refusal.
+        kinds = [kind for kind, _ in refused]
+        first = next(kind for kind in ("screening", "delta", "n_trades", "sortino") if kind in kinds)
+        action, relaunch = rejected_playbook(first, spec, signals.crypto)
     return CryptoVerdict(
         signals=signals.model_dump(),
         diagnostic=principal,
         codes=codes,
         candidate=candidate,
         reasons=reasons,
-        action=ACTIONS[principal],
-        relaunch=None if candidate else relaunch_for(principal, spec, crypto),
+        action=action,
+        relaunch=relaunch,
     )
 
 
@@ -121,11 +142,17 @@ def evaluate_cryptos(
     pooled: Mapping[str, Sequence[PredictionBlob]], spec: CampaignSpec, settings: GateSettings | None = None
 ) -> dict[str, CryptoVerdict]:
     """Diagnose each crypto of a complete pooled cohort, within that crypto only (ADR-27)."""
-    return {crypto: diagnose(compute_crypto_signals(blobs), spec, crypto, settings)
-            for crypto, blobs in sorted(pooled.items())}
+    verdicts = {}
+    for crypto, blobs in sorted(pooled.items()):
+        signals = compute_crypto_signals(blobs)
+        if signals.crypto != crypto:
+            raise ValueError(f"evaluate_cryptos: pool {crypto!r} holds the blobs of {signals.crypto!r}")
+        verdicts[crypto] = diagnose(signals, spec, settings)
+    return verdicts
 
 
 def run_level_codes(verdicts: Mapping[str, CryptoVerdict]) -> list[str]:
+    """NO_CANDIDATES when no crypto of a complete cohort passes the gate (§7, §9.3)."""
     return [] if any(verdict.candidate for verdict in verdicts.values()) else [NO_CANDIDATES]
 
 

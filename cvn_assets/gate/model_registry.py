@@ -1,10 +1,16 @@
 """MLflow: every gate evaluation as a run, every PASS candidate as a `challenger` model version.
 
 Runs go to the experiment ``cvn-s43-gates`` (params: the campaign spec; metrics per crypto, named
-``<CRYPTO>.<signal>``; tags: verdict and codes). A candidate's model is trained on the campaign's
-full window with its chosen family, PTE and hyperparameters, saved with skops — MLflow's
-serialization that loads without unpickling — and registered as ``cvn-s43-<CRYPTO>`` with the
-alias ``challenger`` and the campaign and diagnostic as version tags.
+``<CRYPTO>.<signal>``; tags: verdict, codes and each crypto's diagnostic). An INCONCLUSIVE gate
+logs its verdict and no metric: there is no pooled number to log. A candidate's model is trained
+on the campaign's full window with its chosen family, PTE and hyperparameters, saved with skops —
+MLflow's serialization that loads without unpickling, trusting only scikit-learn and numpy types
+— and registered as ``cvn-s43-<CRYPTO>`` with the alias ``challenger`` and the campaign and
+diagnostic as version tags. Re-registering the same campaign reuses its version.
+
+With a SQLite tracking store, artifacts live in ``mlflow-artifacts/`` next to the database file
+(MLflow's own default is ``./mlruns`` under whatever directory the process started in, which a
+pod loses); a tracking server decides its artifact root itself.
 """
 
 from __future__ import annotations
@@ -46,9 +52,21 @@ def _client(tracking_uri: str):
     return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
-def _experiment_id(client: Any) -> str:
+def artifact_location(tracking_uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside a SQLite store; the server's choice otherwise."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if not database or database == ":memory:":
+        raise ValueError(f"{TRACKING_ENV} {tracking_uri!r}: expected a SQLite file, found an in-memory database")
+    return (Path(database).resolve().parent / "mlflow-artifacts").as_uri()
+
+
+def _experiment_id(client: Any, tracking_uri: str) -> str:
     experiment = client.get_experiment_by_name(EXPERIMENT)
-    return experiment.experiment_id if experiment is not None else client.create_experiment(EXPERIMENT)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(EXPERIMENT, artifact_location=artifact_location(tracking_uri))
 
 
 def _params(report: GateReport) -> dict[str, str]:
@@ -61,17 +79,19 @@ def log_gate_evaluation(report: GateReport, tracking_uri: str) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
     client = _client(tracking_uri)
-    run = client.create_run(_experiment_id(client), run_name=f"gate-{report.campaign_id}", tags={
+    run = client.create_run(_experiment_id(client, tracking_uri), run_name=f"gate-{report.campaign_id}", tags={
         "campaign_id": report.campaign_id, "group": report.group, "verdict": report.verdict.value,
         "codes": ",".join(report.codes) or "none", "transport_suspect": str(report.transport_suspect).lower(),
+        "expected_blobs": str(len(report.cohort)), "absent_blobs": str(len(report.missing)),
     })
     timestamp = int(report.evaluated_at.timestamp() * 1000)
     metrics = [Metric(f"{crypto}.{name}", float(value), timestamp, 0)
                for crypto, verdict in sorted((report.cryptos or {}).items())
                for name, value in verdict.signals.items()
                if isinstance(value, (int, float)) and not isinstance(value, bool)]
-    metrics += [Metric("absent_blobs", float(len(report.missing)), timestamp, 0)]
-    tags = [RunTag(f"{crypto}.diagnostic", verdict.diagnostic) for crypto, verdict in (report.cryptos or {}).items()]
+    tags = [RunTag(f"{crypto}.{name}", value) for crypto, verdict in sorted((report.cryptos or {}).items())
+            for name, value in (("diagnostic", verdict.diagnostic), ("codes", ",".join(verdict.codes)),
+                                ("candidate", str(verdict.candidate).lower()))]
     client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in _params(report).items()], tags=tags)
     client.set_terminated(run.info.run_id)
     return run.info.run_id
@@ -88,13 +108,25 @@ def _trusted_types(model: Any) -> list[str]:
     return untrusted
 
 
+def challenger_requirements() -> list[str]:
+    """The exact packages a challenger needs, from this environment (MLflow would otherwise import
+    the model in a subprocess to guess them — slow, and a guess)."""
+    from importlib.metadata import version
+
+    return [f"{package}=={version(package)}" for package in ("mlflow", "scikit-learn", "numpy", "scipy", "skops")]
+
+
 def register_challengers(
     report: GateReport,
     tracking_uri: str,
     pooled: Mapping[str, Sequence[PredictionBlob]],
     candles_loader: Callable[[str], pd.DataFrame],
 ) -> list[dict[str, Any]]:
-    """Register each candidate crypto of a PASS as a `challenger` version; return what was registered."""
+    """Register each candidate crypto of a PASS as a `challenger` version; return what was registered.
+
+    ``pooled`` is the campaign's complete cohort (the chosen family's last fold gives the PTE,
+    hyperparameters and threshold); ``candles_loader(crypto)`` the campaign's candles of a crypto.
+    """
     if report.verdict != Verdict.PASS or not report.cryptos:
         return []
     import mlflow
@@ -103,30 +135,39 @@ def register_challengers(
     from cvn_assets.acquisition.pipeline import train_full_window
 
     client = _client(tracking_uri)
-    mlflow.set_tracking_uri(tracking_uri)
+    experiment_id = _experiment_id(client, tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)  # the fluent log_model below has no per-call URI
     mlflow.set_registry_uri(tracking_uri)
-    mlflow.set_experiment(EXPERIMENT)
     registered = []
     for crypto, verdict in sorted(report.cryptos.items()):
         if not verdict.candidate:
             continue
-        family = str(verdict.signals["family"])
-        last = max((blob for blob in pooled[crypto] if blob.meta.family == family), key=lambda blob: blob.meta.fold)
-        model = train_full_window(report.spec, crypto, candles_loader(crypto), family, last.meta.pte,
-                                  dict(last.meta.hyperparameters))
-        with mlflow.start_run(run_name=f"challenger-{report.campaign_id}-{crypto}",
-                              tags={"campaign_id": report.campaign_id, "crypto": crypto}):
-            info = mlflow.sklearn.log_model(model, name="model", serialization_format="skops",
-                                            skops_trusted_types=_trusted_types(model),
-                                            registered_model_name=model_name(crypto))
-        version = str(info.registered_model_version)
-        client.set_registered_model_alias(model_name(crypto), CHALLENGER, version)
-        for key, value in {"campaign_id": report.campaign_id, "diagnostic": verdict.diagnostic, "family": family,
-                           "pte": f"sl={last.meta.pte.sl},tp={last.meta.pte.tp},horizon={last.meta.pte.horizon}",
-                           "threshold": f"{last.meta.threshold:.6f}"}.items():
-            client.set_model_version_tag(model_name(crypto), version, key, value)
-        registered.append({"crypto": crypto, "model": model_name(crypto), "version": version, "family": family,
-                           "model_uri": f"models:/{model_name(crypto)}@{CHALLENGER}"})
+        name, family = model_name(crypto), str(verdict.signals["family"])
+        chosen = [blob for blob in pooled.get(crypto, ()) if blob.meta.family == family]
+        if not chosen:
+            raise ValueError(f"register_challengers {report.campaign_id}/{crypto}: expected the {family} blobs "
+                             f"of the cohort, found families {sorted({b.meta.family for b in pooled.get(crypto, ())})}")
+        last = max(chosen, key=lambda blob: blob.meta.fold)
+        existing = client.search_model_versions(f"name='{name}' and tags.campaign_id='{report.campaign_id}'")
+        if existing:  # the challengers step re-ran: point the alias at what this campaign registered
+            version = str(max(int(found.version) for found in existing))
+        else:
+            model = train_full_window(report.spec, crypto, candles_loader(crypto), family, last.meta.pte,
+                                      dict(last.meta.hyperparameters))
+            with mlflow.start_run(experiment_id=experiment_id, run_name=f"challenger-{report.campaign_id}-{crypto}",
+                                  tags={"campaign_id": report.campaign_id, "crypto": crypto}):
+                info = mlflow.sklearn.log_model(model, name="model", serialization_format="skops",
+                                                skops_trusted_types=_trusted_types(model),
+                                                pip_requirements=challenger_requirements(),
+                                                registered_model_name=name)
+            version = str(info.registered_model_version)
+            for key, value in {"campaign_id": report.campaign_id, "diagnostic": verdict.diagnostic, "family": family,
+                               "pte": f"sl={last.meta.pte.sl},tp={last.meta.pte.tp},horizon={last.meta.pte.horizon}",
+                               "threshold": f"{last.meta.threshold:.6f}"}.items():
+                client.set_model_version_tag(name, version, key, value)
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        registered.append({"crypto": crypto, "model": name, "version": version, "family": family,
+                           "model_uri": f"models:/{name}@{CHALLENGER}"})
     return registered
 
 

@@ -2,17 +2,22 @@
 
 A relaunch keeps the campaign's spec and changes only what the playbook says, so it can be
 pasted as is: ``cvn campaign launch --group defi --symbols SOLUSDC … --sl-range 1.2,1.5,1.8,2.0``.
+When the change needs a longer window (longer horizons, more folds), ``--backtest-days`` is
+raised to the campaign's floor so the command is accepted as printed.
 """
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 
-from cvn_assets.contracts.campaign import CampaignSpec
+from cvn_assets.contracts.campaign import BARS_PER_HOUR, CampaignSpec
 
-WIDER_SL_RANGE = [1.2, 1.5, 1.8, 2.0]  # §9.1 "si sl_pct > 50 %"
-NARROWER_TP_RANGE = [1.5, 2.0, 2.5]  # §9.1 "si tp_pct < 20 %"
-MAX_HOURS = 48
+WIDER_SL_RANGE = [1.2, 1.5, 1.8, 2.0]  # §9.1 "si sl_pct > 50 % : relancer avec sl_range 1.2,1.5,1.8,2.0"
+NARROWER_TP_RANGE = [1.5, 2.0, 2.5]  # §9.1 "si tp_pct < 20 % : réduire tp_range 1.5,2.0,2.5"
+MAX_HOURS = 48  # the longest horizon a campaign accepts (CampaignSpec.horizons)
+HPO_TRIALS_NORMAL, HPO_TRIALS_SUSPECT = 50, 100  # §9.5: 50 trials is normal, more than 100 is suspect
+DEFAULT_SEED = 7  # CampaignSpec.seed's default: printed only when the campaign used another one
 
 ACTIONS = {
     "ML_USELESS": "§9.2: no better than always-BUY. Check buy_rate (> 50 % = a labelling problem), "
@@ -32,28 +37,67 @@ ACTIONS = {
                      "wider grid (more horizons, wider ATR ranges) or another crypto of the group.",
 }
 
+# A crypto whose ML level is exploitable or solid but that the gate still rejects: the action
+# follows the rejection, not the level (an operator must never read "register it" for a reject).
+REJECTED_ACTIONS = {
+    "delta": "§7: the gain over always-BUY is below the gate's bar (GateSettings.candidate_min_delta_points). "
+             "Widen the HPO search, then review features.",
+    "n_trades": "§9.3: rejected by n_trades — the model is too conservative (threshold too high) or the "
+                "window too short. Relaunch on a longer window.",
+    "sortino": "§9.1: the ML signal is there but trades do not pay (Sortino not above 0). Check sl/tp/timeout "
+               "shares; widen the stop-loss first.",
+    "screening": "the blobs carry no screening_f1_buy: SCREENING_OVERFIT cannot be ruled out. Fix the "
+                 "producer (blob meta), then re-run the campaign.",
+}
 
-def _csv(values: list[float] | list[int] | list[str]) -> str:
-    return ",".join(f"{value:g}" if isinstance(value, float) else str(value) for value in values)
+
+def _number(value: float) -> str:
+    text = f"{value:g}"
+    return text if any(mark in text for mark in ".en") else text + ".0"  # 2.0, as the manual writes it
 
 
-def relaunch_command(spec: CampaignSpec, symbols: list[str] | None = None, **changes: object) -> str:
+def _csv(values: Sequence[object]) -> str:
+    return ",".join(_number(value) if isinstance(value, float) else str(value) for value in values)
+
+
+def _minimum_days(folds: int, hours: Sequence[int]) -> int:
+    from cvn_assets.acquisition.folds import minimum_days
+
+    return minimum_days(folds, max(hours) * BARS_PER_HOUR)
+
+
+def relaunch_command(spec: CampaignSpec, symbols: Sequence[str] | None = None, **changes: object) -> str:
     """The `cvn campaign launch` line of ``spec`` with ``changes`` applied (field names of the spec)."""
+    unknown = sorted(set(changes) - set(CampaignSpec.model_fields))
+    if unknown:
+        raise ValueError(f"relaunch_command: expected CampaignSpec fields, found {unknown}")
     values = {**spec.model_dump(), **changes}
+    # The launch validator refuses a window too short for the folds and horizons: print one it accepts.
+    backtest_days = max(int(values["backtest_days"]), _minimum_days(int(values["folds"]), values["horizons"]))
     parts = ["cvn", "campaign", "launch", "--group", values["group"],
-             "--symbols", _csv(symbols if symbols is not None else list(values["symbols"]) or spec.cryptos),
+             "--symbols", _csv(list(symbols) if symbols is not None else (list(values["symbols"]) or spec.cryptos)),
              "--folds", str(values["folds"]), "--families", _csv(values["families"]),
              "--horizons", ",".join(f"H{hours}" for hours in values["horizons"]),
              "--sl-range", _csv([float(v) for v in values["sl_range"]]),
              "--tp-range", _csv([float(v) for v in values["tp_range"]]),
-             "--hpo-trials", str(values["hpo_trials"]), "--backtest-days", str(values["backtest_days"])]
+             "--hpo-trials", str(values["hpo_trials"]), "--backtest-days", str(backtest_days)]
     if values["data_source"] == "files":
         parts += ["--data-source", "files", "--data-dir", str(values["data_dir"])]
+    if values["seed"] != DEFAULT_SEED:
+        parts += ["--seed", str(values["seed"])]
+    if values["planted_signal"]:
+        parts += ["--planted-signal", _number(float(values["planted_signal"]))]
     return shlex.join(parts)
 
 
-def longer_horizons(hours: list[int]) -> list[int]:
+def longer_horizons(hours: Sequence[int]) -> list[int]:
+    """§9.1 "augmenter horizons": each horizon doubled, plus the longest + 2 h (at most 48 h)."""
     return sorted({min(MAX_HOURS, hour * 2) for hour in hours} | {min(MAX_HOURS, max(hours) + 2)})
+
+
+def more_hpo_trials(trials: int) -> int:
+    """Twice the search (0 = family defaults counts as none), at least the normal 50, at most 100."""
+    return max(HPO_TRIALS_NORMAL, min(HPO_TRIALS_SUSPECT, 2 * trials))
 
 
 def relaunch_for(code: str, spec: CampaignSpec, crypto: str) -> str | None:
@@ -63,9 +107,9 @@ def relaunch_for(code: str, spec: CampaignSpec, crypto: str) -> str | None:
     if code == "TP_TOO_AMBITIOUS":
         return relaunch_command(spec, [crypto], tp_range=NARROWER_TP_RANGE)
     if code in {"HORIZON_TOO_SHORT", "ML_USELESS"}:
-        return relaunch_command(spec, [crypto], horizons=longer_horizons(list(spec.horizons)))
+        return relaunch_command(spec, [crypto], horizons=longer_horizons(spec.horizons))
     if code == "ML_MARGINAL":
-        return relaunch_command(spec, [crypto], hpo_trials=max(spec.hpo_trials, 50))
+        return relaunch_command(spec, [crypto], hpo_trials=more_hpo_trials(spec.hpo_trials))
     if code == "ML_UNSTABLE":
         return relaunch_command(spec, [crypto], folds=spec.folds + 2, backtest_days=spec.backtest_days + 30)
     if code == "SCREENING_OVERFIT":
@@ -73,10 +117,24 @@ def relaunch_for(code: str, spec: CampaignSpec, crypto: str) -> str | None:
     return None
 
 
+def rejected_playbook(rejection: str, spec: CampaignSpec, crypto: str) -> tuple[str, str | None]:
+    """Action and relaunch for an exploitable/solid crypto the gate rejected, by its first rejection."""
+    if rejection == "delta":
+        return REJECTED_ACTIONS[rejection], relaunch_command(spec, [crypto], hpo_trials=more_hpo_trials(spec.hpo_trials))
+    if rejection == "n_trades":
+        return REJECTED_ACTIONS[rejection], relaunch_command(spec, [crypto], backtest_days=spec.backtest_days * 2)
+    if rejection == "sortino":
+        return REJECTED_ACTIONS[rejection], relaunch_command(spec, [crypto], sl_range=WIDER_SL_RANGE)
+    if rejection == "screening":
+        return REJECTED_ACTIONS[rejection], None
+    raise ValueError(f"rejected_playbook: expected one of {sorted(REJECTED_ACTIONS)}, found {rejection!r}")
+
+
 def no_candidates_relaunch(spec: CampaignSpec) -> str:
+    """§9.3: the whole campaign on a wider grid — longer horizons, wider stops, closer targets."""
     return relaunch_command(
         spec,
-        horizons=longer_horizons(list(spec.horizons)),
+        horizons=longer_horizons(spec.horizons),
         sl_range=sorted({*map(float, spec.sl_range), *WIDER_SL_RANGE}),
         tp_range=sorted({*map(float, spec.tp_range), *NARROWER_TP_RANGE}),
     )

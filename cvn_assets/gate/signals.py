@@ -1,7 +1,8 @@
 """Golden signals of one crypto from its pooled test folds (manual §2, §6.3; ADR-27/28/29).
 
 The crypto's model family is chosen without looking at test results: the non-naive family with
-the best mean ``validation_f1_buy`` (blob meta), ties broken by the campaign's family order.
+the best mean ``validation_f1_buy`` (blob meta), ties broken by the campaign's family order; a
+candidate family without a validation score cannot be ranked and fails loud.
 Its test rows of every fold are pooled for the ML signals; the baseline is the naive always-BUY
 classifier on exactly the same rows (ADR-29). The backtest opens one trade at every predicted
 BUY and closes it by the PTE's barriers (``exit_reason``, ``trade_return`` net of fees), so the
@@ -26,6 +27,7 @@ class CryptoSignals(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    crypto: str
     family: str
     folds: int
     test_rows: int
@@ -67,13 +69,23 @@ def always_buy_f1(y_true: np.ndarray) -> float:
 def choose_family(blobs: Sequence[PredictionBlob]) -> str:
     """Non-naive family with the best mean validation F1; the baseline only if it is alone."""
     order: list[str] = []
+    for blob in blobs:
+        if blob.meta.family not in order:
+            order.append(blob.meta.family)
+    candidates = [family for family in order if family != BASELINE_FAMILY] or order
+    if len(candidates) == 1:
+        return candidates[0]
     scores: dict[str, list[float]] = {}
     for blob in blobs:
-        family = blob.meta.family
-        if family not in order:
-            order.append(family)
-        scores.setdefault(family, []).append(blob.meta.validation_f1_buy if blob.meta.validation_f1_buy is not None else -1.0)
-    candidates = [family for family in order if family != BASELINE_FAMILY] or order
+        if blob.meta.family not in candidates:
+            continue
+        if blob.meta.validation_f1_buy is None:
+            # Ranking it anyway would mean either guessing or peeking at test results.
+            raise ValueError(
+                f"choose_family {blob.meta.crypto}: expected validation_f1_buy in the meta of every candidate "
+                f"family's blob, found none in {blob.meta.family}/fold-{blob.meta.fold:02d}"
+            )
+        scores.setdefault(blob.meta.family, []).append(blob.meta.validation_f1_buy)
     return max(candidates, key=lambda family: (float(np.mean(scores[family])), -order.index(family)))
 
 
@@ -118,6 +130,7 @@ def compute_crypto_signals(blobs: Sequence[PredictionBlob]) -> CryptoSignals:
     returns = np.concatenate([blob.trade_return for blob in chosen])[order][bought].astype(np.float64)
     exits = np.concatenate([blob.exit_reason for blob in chosen])[order][bought]
     return CryptoSignals(
+        crypto=next(iter(cryptos)),
         family=family,
         folds=len(chosen),
         test_rows=int(y_true.size),

@@ -1,0 +1,117 @@
+"""MLflow on a SQLite tracking store: gate runs found again, PASS candidates registered as challengers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from cvn_assets.acquisition.features import build_features
+from cvn_assets.acquisition.market_data import load_candles
+from cvn_assets.gate.model_registry import (
+    CHALLENGER, EXPERIMENT, artifact_location, challenger_count, challenger_requirements, log_gate_evaluation, model_freshness_days,
+    model_name, register_challengers, tracking_uri_from_env,
+)
+
+
+@pytest.fixture
+def tracking_uri(tmp_path, monkeypatch) -> str:
+    """The tracking store of the test environment, run from an empty working directory.
+
+    The working directory is where MLflow would drop ``./mlruns`` if we let it choose.
+    """
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    return tracking_uri_from_env()
+
+
+def test_a_gate_run_is_found_again_with_its_spec_metrics_and_tags(real_gates, tracking_uri):
+    report = real_gates["pass"].report
+    run = mlflow.MlflowClient(tracking_uri=tracking_uri).get_run(log_gate_evaluation(report, tracking_uri))
+    assert run.info.status == "FINISHED" and run.info.run_name == f"gate-{report.campaign_id}"
+    assert run.data.params["campaign_id"] == report.campaign_id and run.data.params["symbols"] == "SOLUSDC,ADAUSDC"
+    assert run.data.params["families"] == "naive,logreg,hgb" and run.data.params["folds"] == "2"
+    assert run.data.tags["verdict"] == "PASS" and run.data.tags["codes"] == "none"
+    for crypto, verdict in report.cryptos.items():
+        assert run.data.tags[f"{crypto}.diagnostic"] == verdict.diagnostic
+        assert run.data.tags[f"{crypto}.candidate"] == str(verdict.candidate).lower()
+        assert run.data.metrics[f"{crypto}.f1_buy_delta"] == pytest.approx(verdict.signals["f1_buy_delta"])
+        assert run.data.metrics[f"{crypto}.n_trades"] == verdict.signals["n_trades"]
+    assert f"SOLUSDC.family" not in run.data.metrics  # strings are tags or nothing, never metrics
+
+    failed = mlflow.MlflowClient(tracking_uri=tracking_uri).get_run(log_gate_evaluation(real_gates["fail"].report,
+                                                                                         tracking_uri))
+    assert failed.data.tags["verdict"] == "FAIL" and failed.data.tags["codes"] == "NO_CANDIDATES"
+
+
+def test_an_inconclusive_gate_logs_its_verdict_and_no_metric(real_gates, tracking_uri):
+    report = real_gates["inconclusive"].report
+    run = mlflow.MlflowClient(tracking_uri=tracking_uri).get_run(log_gate_evaluation(report, tracking_uri))
+    assert run.data.tags["verdict"] == "INCONCLUSIVE_TOOLING" and run.data.tags["absent_blobs"] == "1"
+    assert run.data.metrics == {}
+
+
+def test_a_pass_registers_challengers_that_load_back_without_pickle_and_predict(real_gates, tracking_uri, tmp_path):
+    case = real_gates["pass"]
+    report = case.report
+    candidates = sorted(crypto for crypto, verdict in report.cryptos.items() if verdict.candidate)
+    assert candidates, "the planted-signal campaign has candidates"
+
+    def candles(crypto: str):
+        return load_candles(report.spec, crypto)
+
+    registered = register_challengers(report, tracking_uri, case.pooled, candles)
+    assert [entry["crypto"] for entry in registered] == candidates
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    crypto = candidates[0]
+    version = client.get_model_version_by_alias(model_name(crypto), CHALLENGER)
+    assert version.tags["campaign_id"] == report.campaign_id
+    assert version.tags["diagnostic"] == report.cryptos[crypto].diagnostic
+    assert version.tags["family"] == report.cryptos[crypto].signals["family"]
+
+    mlflow.set_registry_uri(tracking_uri)
+    model = mlflow.sklearn.load_model(f"models:/{model_name(crypto)}@{CHALLENGER}")
+    features = build_features(candles(crypto)).iloc[400:420]
+    probabilities = model.predict_proba(features)
+    assert probabilities.shape == (20, 2) and ((0 <= probabilities) & (probabilities <= 1)).all()
+
+    # Saved with skops beside the SQLite store, never pickled, never in the working directory.
+    artifacts = Path(artifact_location(tracking_uri).removeprefix("file://"))
+    saved = {path.name for path in artifacts.rglob("*") if path.is_file()}
+    assert "model.skops" in saved and not any(name.endswith((".pkl", ".pickle")) for name in saved)
+    requirements = next(artifacts.rglob("requirements.txt")).read_text().split()
+    assert set(challenger_requirements()) <= set(requirements)  # pinned from this environment, not guessed
+    assert os.listdir(Path.cwd()) == []
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert experiment.artifact_location == artifact_location(tracking_uri)
+
+    assert challenger_count(tracking_uri) == len(candidates)
+    assert model_freshness_days(tracking_uri, crypto) < 0.01
+    assert model_freshness_days(tracking_uri, "BONKUSDC") is None
+
+    again = register_challengers(report, tracking_uri, case.pooled, candles)  # the challengers step re-ran
+    assert [entry["version"] for entry in again] == [entry["version"] for entry in registered]
+    assert len(client.search_model_versions(f"name='{model_name(crypto)}'")) == 1
+
+
+def test_only_a_pass_registers_anything(real_gates, tracking_uri):
+    def no_candles(crypto: str):
+        raise AssertionError(f"no model is trained for a gate without PASS ({crypto})")
+
+    assert register_challengers(real_gates["fail"].report, tracking_uri, real_gates["fail"].pooled, no_candles) == []
+    assert register_challengers(real_gates["inconclusive"].report, tracking_uri, {}, no_candles) == []
+    assert challenger_count(tracking_uri) == 0
+
+
+def test_tracking_store_location():
+    assert tracking_uri_from_env({"MLFLOW_TRACKING_URI": "http://mlflow:5000"}) == "http://mlflow:5000"
+    assert tracking_uri_from_env({"DAGSTER_HOME": "/data/home"}) == "sqlite:////data/home/mlflow.sqlite"
+    with pytest.raises(ValueError, match="MLFLOW_TRACKING_URI"):
+        tracking_uri_from_env({})
+    assert artifact_location("http://mlflow:5000") is None  # a tracking server chooses its own root
+    assert artifact_location("sqlite:////data/home/mlflow.sqlite") == "file:///data/home/mlflow-artifacts"
+    with pytest.raises(ValueError, match="in-memory"):
+        artifact_location("sqlite:///:memory:")
