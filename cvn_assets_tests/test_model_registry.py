@@ -40,7 +40,7 @@ def test_a_gate_run_is_found_again_with_its_spec_metrics_and_tags(real_gates, tr
         assert run.data.tags[f"{crypto}.candidate"] == str(verdict.candidate).lower()
         assert run.data.metrics[f"{crypto}.f1_buy_delta"] == pytest.approx(verdict.signals["f1_buy_delta"])
         assert run.data.metrics[f"{crypto}.n_trades"] == verdict.signals["n_trades"]
-    assert f"SOLUSDC.family" not in run.data.metrics  # strings are tags or nothing, never metrics
+    assert "SOLUSDC.family" not in run.data.metrics  # strings are tags or nothing, never metrics
 
     failed = mlflow.MlflowClient(tracking_uri=tracking_uri).get_run(log_gate_evaluation(real_gates["fail"].report,
                                                                                          tracking_uri))
