@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -144,16 +145,116 @@ def test_the_gate_asset_records_an_inconclusive_gate_in_the_store_and_mlflow(pas
     assert run.data.metrics == {}
 
 
-def test_concurrent_first_migrations_of_a_postgres_database_all_succeed(postgres_url):
+WORKER = """
+import pathlib, sys, time
+from cvn_assets.diagnostics.store import DiagnosticsStore
+store = DiagnosticsStore(sys.argv[1])
+ready, name, workers = pathlib.Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+(ready / name).touch()
+deadline = time.monotonic() + 60
+while len(list(ready.iterdir())) < workers and time.monotonic() < deadline:
+    time.sleep(0.005)  # imports done everywhere: every worker migrates at the same instant
+store.migrate()
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_concurrent_first_migrations_of_a_fresh_database_all_succeed(backend, tmp_path, request):
     import subprocess
     import sys
 
-    # Separate processes, as gates of several campaigns would be: the advisory lock serialises them.
-    script = "import sys; from cvn_assets.diagnostics.store import DiagnosticsStore; DiagnosticsStore(sys.argv[1]).migrate()"
-    workers = [subprocess.Popen([sys.executable, "-c", script, postgres_url], stderr=subprocess.PIPE, text=True)
-               for _ in range(3)]
+    # Separate processes, as a gate step and the global-state sensor on a fresh DAGSTER_HOME would
+    # be: PostgreSQL's advisory lock or SQLite's BEGIN IMMEDIATE serialises them.
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 'race.sqlite'}"
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, url, str(ready), str(n), "3"],
+                                stderr=subprocess.PIPE, text=True) for n in range(3)]
     failures = [worker.communicate(timeout=120)[1] for worker in workers if worker.wait(timeout=120) != 0]
     assert failures == []
-    store = DiagnosticsStore(postgres_url)
+    store = DiagnosticsStore(url)
     assert store.latest_gate_verdicts(1) == []
+    with store.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT version_num FROM cvn_alembic_version")).scalars().all() == ["0001"]
     store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_migrated_schema_is_the_schema_the_store_writes(backend, tmp_path, request):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from cvn_assets.diagnostics.tables import crypto_signals, metadata
+    from cvn_assets.gate.signals import CryptoSignals
+
+    # One numeric column per numeric golden signal: a signal added to CryptoSignals needs a column
+    # (and a migration), or Grafana would never see it.
+    numeric = {name for name in CryptoSignals.model_fields if name not in ("crypto", "family")}
+    assert set(SIGNAL_FLOATS) | set(SIGNAL_INTEGERS) == numeric
+    assert {name for name, field in CryptoSignals.model_fields.items() if field.annotation is int} == set(SIGNAL_INTEGERS)
+    assert {"crypto", "family"} <= set(crypto_signals.c.keys())
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 'schema.sqlite'}"
+    store = DiagnosticsStore(url)
+    store.migrate()
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True,
+                                                               "version_table": "cvn_alembic_version"})
+        assert compare_metadata(context, metadata) == []  # tables.py and the alembic revisions agree
+    store.close()
+
+
+def test_a_report_the_tables_cannot_hold_is_refused_and_leaves_the_campaign_as_it_was(real_gates, tmp_path):
+    store = DiagnosticsStore(f"sqlite:///{tmp_path / 'strict.sqlite'}")
+    store.migrate()
+    report = real_gates["pass"].report
+    store.replace_gate(report)
+    before = store.gate_rows(report.campaign_id)
+
+    def with_signals(**changes):
+        verdict = report.cryptos["SOLUSDC"]
+        signals = {name: value for name, value in {**verdict.signals, **changes}.items() if value != "drop"}
+        return report.model_copy(update={"cryptos": {**report.cryptos,
+                                                     "SOLUSDC": verdict.model_copy(update={"signals": signals})}})
+
+    with pytest.raises(ValueError, match=r"gate-pass-001/SOLUSDC: expected signal 'sortino'"):
+        store.replace_gate(with_signals(sortino="drop"))  # absent is not "not measurable" (NULL)
+    with pytest.raises(ValueError, match=r"'expectancy' to be a finite number or None, found nan"):
+        store.replace_gate(with_signals(expectancy=float("nan")))  # SQLite would read it back as NULL
+    with pytest.raises(ValueError, match=r"'n_trades' to be a whole number"):
+        store.replace_gate(with_signals(n_trades=12.5))
+    with pytest.raises(ValueError, match=r"expected signal 'family'"):
+        store.replace_gate(with_signals(family=""))
+    assert store.gate_rows(report.campaign_id) == before
+
+
+def test_the_installed_package_carries_and_runs_its_migrations(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # Build the package as the image installs it (setuptools, pyproject's package-data), then
+    # migrate from that copy alone: alembic finds env.py and the revisions inside the package.
+    repo = Path(__file__).resolve().parents[1]
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy(repo / "pyproject.toml", source)
+    shutil.copy(repo / "README.md", source)
+    shutil.copytree(repo / "cvn_assets", source / "cvn_assets", ignore=shutil.ignore_patterns("__pycache__"))
+    built = tmp_path / "built"
+    subprocess.run([sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "build_py",
+                    "--build-lib", str(built)], cwd=source, check=True, capture_output=True)
+    migrations = built / "cvn_assets" / "diagnostics" / "migrations"
+    assert {path.relative_to(migrations).as_posix() for path in migrations.rglob("*") if path.is_file()} >= {
+        "env.py", "script.py.mako", "versions/0001_diagnostics_tables.py"}
+
+    probe = ("import sys, cvn_assets.diagnostics.store as module; store = module.DiagnosticsStore(sys.argv[1]); "
+             "store.migrate(); store.migrate(); print(module.__file__)")
+    database = tmp_path / "installed.sqlite"
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-c", probe, f"sqlite:///{database}"], cwd=elsewhere, check=True,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(built)})
+    assert done.stdout.strip() == str(built / "cvn_assets" / "diagnostics" / "store.py")
+    assert DiagnosticsStore(f"sqlite:///{database}").latest_gate_verdicts(1) == []

@@ -9,6 +9,7 @@ half-written campaign; an INCONCLUSIVE gate writes its verdict row and no signal
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK = 0x63766E5F64696167  # PostgreSQL advisory lock key ("cvn_diag"): one migrator at a time
 # alembic keeps its running migration context in module globals: one migration per process at a time.
 _MIGRATING = threading.Lock()
+SQLITE_MIGRATION_WAIT_SECONDS = 60.0  # how long a second migrator of a SQLite file waits for the first
 
 
 def normalise_url(url: str) -> str:
@@ -76,13 +78,44 @@ class DiagnosticsStore:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with _MIGRATING, self.engine.begin() as connection:
-            if self.engine.dialect.name == "postgresql":
-                # Gates of several campaigns may open a fresh database at once: the second waits,
-                # then finds the tables at head, instead of failing on CREATE TABLE.
-                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        engine = self._migration_engine()
+        try:
+            with _MIGRATING, engine.begin() as connection:
+                if engine.dialect.name == "postgresql":
+                    # Gates of several campaigns may open a fresh database at once: the second waits,
+                    # then finds the tables at head, instead of failing on CREATE TABLE.
+                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        finally:
+            if engine is not self.engine:
+                engine.dispose()
+
+    def _migration_engine(self) -> sa.Engine:
+        """The engine a migration runs on: SQLite files need one that locks before it reads.
+
+        pysqlite's legacy transaction control runs DDL outside any transaction, so two processes
+        opening a fresh file (a gate step and the global-state sensor) would both find no tables
+        and the second CREATE TABLE would fail. Here SQLAlchemy emits ``BEGIN IMMEDIATE`` itself:
+        SQLite's write lock is taken before alembic reads its version table, a second migrator
+        waits for it (busy timeout), then finds the schema at head; the DDL commits or rolls back
+        as one transaction.
+        """
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            return self.engine
+        engine = sa.create_engine(self.engine.url, poolclass=sa.pool.NullPool,
+                                  connect_args={"timeout": SQLITE_MIGRATION_WAIT_SECONDS})
+
+        @sa.event.listens_for(engine, "connect")
+        def _driver_leaves_transactions_to_us(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        @sa.event.listens_for(engine, "begin")
+        def _lock_before_reading(connection: sa.Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
 
     def replace_gate(self, report: GateReport) -> None:
         """Write one gate evaluation, replacing whatever that campaign had."""
@@ -97,14 +130,18 @@ class DiagnosticsStore:
         }
         signal_rows = []
         for crypto, verdict in sorted(cryptos.items()):
+            where = f"replace_gate {report.campaign_id}/{crypto}"
             signals = verdict.signals
+            family = signals.get("family")
+            if not isinstance(family, str) or not family:
+                raise ValueError(f"{where}: expected signal 'family' (the chosen model family), found {family!r}")
             signal_rows.append({
                 "campaign_id": report.campaign_id, "crypto": crypto, "crypto_group": report.group,
-                "family": str(signals.get("family", "")), "diagnostic": verdict.diagnostic,
+                "family": family, "diagnostic": verdict.diagnostic,
                 "codes": ",".join(verdict.codes), "candidate": verdict.candidate,
                 "reasons": json.dumps(verdict.reasons), "action": verdict.action, "relaunch": verdict.relaunch,
-                **{name: _number(signals.get(name), float) for name in SIGNAL_FLOATS},
-                **{name: _number(signals.get(name), int) for name in SIGNAL_INTEGERS},
+                **{name: _column_value(where, signals, name, float) for name in SIGNAL_FLOATS},
+                **{name: _column_value(where, signals, name, int) for name in SIGNAL_INTEGERS},
                 "evaluated_at": _utc(report.evaluated_at),
             })
         with self.engine.begin() as connection:
@@ -172,9 +209,23 @@ class DiagnosticsStore:
         return data
 
 
-def _number(value: Any, kind: type) -> float | int | None:
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+def _column_value(where: str, signals: Mapping[str, Any], name: str, kind: type) -> float | int | None:
+    """One signal as its column holds it; a missing or unstorable signal fails loud.
+
+    NULL means "not measurable" (no trade, no screening score), so a signal the report lacks is an
+    error, not a NULL; and a non-finite number would read back differently per backend (SQLite
+    stores NaN as NULL, PostgreSQL keeps it), so it is refused rather than written.
+    """
+    if name not in signals:
+        raise ValueError(f"{where}: expected signal {name!r} (a column of cvn_crypto_signals), "
+                         f"found only {sorted(signals)}")
+    value = signals[name]
+    if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{where}: expected signal {name!r} to be a finite number or None, found {value!r}")
+    if kind is int and value != int(value):
+        raise ValueError(f"{where}: expected signal {name!r} to be a whole number, found {value!r}")
     return kind(value)
 
 
