@@ -115,3 +115,28 @@ def test_tracking_store_location():
     assert artifact_location("sqlite:////data/home/mlflow.sqlite") == "file:///data/home/mlflow-artifacts"
     with pytest.raises(ValueError, match="in-memory"):
         artifact_location("sqlite:///:memory:")
+
+
+CI_MARKERS = ("PYTEST_CURRENT_TEST", "GITHUB_ACTIONS", "CI", "CIRCLECI", "GITLAB_CI", "JENKINS_URL", "TRAVIS",
+              "TF_BUILD", "BITBUCKET_BUILD_NUMBER", "CODEBUILD_BUILD_ARN", "BUILDKITE", "TEAMCITY_VERSION",
+              "CLOUD_RUN_EXECUTION", "RUNBOT_HOST_URL", "RUNBOT_BUILD_NAME", "RUNBOT_WORKER_ID")
+
+
+@pytest.mark.parametrize(("setting", "client_started"), [(None, False), ("false", True)])
+def test_mlflow_telemetry_is_off_unless_the_user_turns_it_on(setting, client_started, tmp_path):
+    import subprocess
+    import sys
+
+    # A fresh process as a user's or a pod's, without the CI markers that already silence MLflow:
+    # importing our package first leaves no telemetry client (nothing of ours calls out); an
+    # explicit MLFLOW_DISABLE_TELEMETRY=false is the user's choice and is kept.
+    env = {name: value for name, value in os.environ.items()
+           if name not in CI_MARKERS and name not in ("MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")}
+    env["HOME"] = str(tmp_path)  # where an enabled client would keep its installation id
+    if setting is not None:
+        env["MLFLOW_DISABLE_TELEMETRY"] = setting
+    probe = ("import cvn_assets.definitions, mlflow; from mlflow.telemetry.client import get_telemetry_client; "
+             "client = get_telemetry_client(); print(client is not None)")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True,
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == str(client_started)
