@@ -65,6 +65,7 @@ def record_pass_gate(store) -> None:
     from cvn_assets.contracts.campaign import CampaignSpec
     from cvn_assets.gate.diagnosis import CryptoVerdict
     from cvn_assets.gate.report import GateReport, Verdict
+    from cvn_assets.gate.signals import CryptoSignals
 
     spec = CampaignSpec(campaign_id=CAMPAIGN, group="btc-core", symbols=["BTCUSDC"])
     report = GateReport(
@@ -72,9 +73,12 @@ def record_pass_gate(store) -> None:
         missing=[], codes=[], summary="PASS: 1 of 1 cryptos qualify (BTCUSDC)", evaluated_at=datetime.now(UTC),
         spec=spec,
         cryptos={"BTCUSDC": CryptoVerdict(
-            signals={"family": "hgb", "f1_buy": 0.61, "baseline_f1_buy": 0.42, "f1_buy_delta": 19.0,
-                     "std_f1_buy": 0.03, "screening_testing_gap": 0.05, "sortino": 0.9, "sl_pct": 0.2,
-                     "timeout_pct": 0.1, "n_trades": 120},
+            signals=CryptoSignals(
+                crypto="BTCUSDC", family="hgb", folds=3, test_rows=9_000, f1_buy=0.61, precision_buy=0.55,
+                recall_buy=0.68, buy_rate=0.4, baseline_f1_buy=0.42, f1_buy_delta=19.0, std_f1_buy=0.03,
+                screening_f1_buy=0.66, last_fold_f1_buy=0.61, screening_testing_gap=0.05, n_trades=120,
+                sortino=0.9, tp_pct=0.7, sl_pct=0.2, timeout_pct=0.1, expectancy=0.004, max_drawdown=0.08,
+            ).model_dump(),
             diagnostic="ML_SOLID", codes=["ML_SOLID"], candidate=True, reasons=["beats always-BUY by 19 pts"],
             action="register the challenger")},
     )
