@@ -3,12 +3,12 @@
 import functools
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
 from cvn_assets.diagnostics.store import DiagnosticsStore
+from cvn_assets.home import in_dagster_home
 
 URL_ENV = "CVN_DIAGNOSTICS_URL"
 
@@ -18,10 +18,9 @@ def diagnostics_url_from_env(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     if env.get(URL_ENV):
         return env[URL_ENV]
-    home = env.get("DAGSTER_HOME")
-    if not home:
-        raise ValueError(f"no diagnostics database configured: set {URL_ENV} (SQLAlchemy URL) or DAGSTER_HOME")
-    return f"sqlite:///{Path(home) / 'cvn-diagnostics.sqlite'}"
+    database = in_dagster_home(env, "cvn-diagnostics.sqlite", what="diagnostics database",
+                               instead=f"{URL_ENV} (SQLAlchemy URL)")
+    return f"sqlite:///{database}"
 
 
 @functools.lru_cache(maxsize=8)

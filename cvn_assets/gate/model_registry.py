@@ -25,6 +25,7 @@ import pandas as pd
 
 from cvn_assets.contracts.blob import PredictionBlob
 from cvn_assets.gate.report import GateReport, Verdict
+from cvn_assets.home import in_dagster_home
 
 EXPERIMENT = "cvn-s43-gates"
 CHALLENGER = "challenger"
@@ -36,10 +37,7 @@ def tracking_uri_from_env(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     if env.get(TRACKING_ENV):
         return env[TRACKING_ENV]
-    home = env.get("DAGSTER_HOME")
-    if not home:
-        raise ValueError(f"no MLflow tracking store configured: set {TRACKING_ENV} or DAGSTER_HOME")
-    return f"sqlite:///{Path(home) / 'mlflow.sqlite'}"
+    return f"sqlite:///{in_dagster_home(env, 'mlflow.sqlite', what='MLflow tracking store', instead=TRACKING_ENV)}"
 
 
 def model_name(crypto: str) -> str:

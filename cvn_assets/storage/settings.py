@@ -8,12 +8,12 @@ otherwise the local directory ``CVN_STORAGE_ROOT`` (default ``$DAGSTER_HOME/cvn-
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cvn_assets.contracts.keys import DEFAULT_PREFIX, validate_prefix
+from cvn_assets.home import in_dagster_home
 
 BUCKET_PATTERN = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
 
@@ -49,13 +49,7 @@ class StorageSettings(BaseModel):
                 region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
                 max_attempts=int(env.get("CVN_S3_MAX_ATTEMPTS") or 3),
             )
-        root = env.get("CVN_STORAGE_ROOT")
-        if not root:
-            home = env.get("DAGSTER_HOME")
-            if not home:
-                raise ValueError(
-                    "no object store configured: set CVN_S3_BUCKET (S3) or CVN_STORAGE_ROOT "
-                    "(local directory), or DAGSTER_HOME (local store in $DAGSTER_HOME/cvn-objects)"
-                )
-            root = str(Path(home) / "cvn-objects")
+        root = env.get("CVN_STORAGE_ROOT") or str(in_dagster_home(
+            env, "cvn-objects", what="object store",
+            instead="CVN_S3_BUCKET (S3) or CVN_STORAGE_ROOT (local directory)"))
         return cls(backend="local", prefix=prefix, local_root=root)
