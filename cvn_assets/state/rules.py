@@ -236,28 +236,18 @@ def _crypto_rules(signals, settings, previous, rules, need) -> None:
             continue  # gated outside the universes: shown in the table, not a §0 input
         age = need(row.model_freshness_days, "model_freshness", crypto)
         if age is not None:
-            if row.core:
-                rule_id = f"core_model_stale:{crypto}"
-                if _above(age, settings.core_model_stale_days, _was(previous, rule_id, State.ORANGE),
-                          settings.days_margin):
-                    rules.append(FiredRule(
-                        id=rule_id, state=State.ORANGE, rule="model stale > 14 days on a core crypto (btc-core)",
-                        reason=f"{crypto} ({row.group}) model is {age:.1f} days old "
-                               f"> {_num(settings.core_model_stale_days)}",
-                        values={"crypto": crypto, "age_days": round(age, 2),
-                                "threshold": settings.core_model_stale_days},
-                    ))
-            else:
-                rule_id = f"noncore_model_stale:{crypto}"
-                if _above(age, settings.noncore_model_stale_days, _was(previous, rule_id, State.YELLOW),
-                          settings.days_margin):
-                    rules.append(FiredRule(
-                        id=rule_id, state=State.YELLOW, rule="model stale > 7 days on a non-core crypto",
-                        reason=f"{crypto} ({row.group}) model is {age:.1f} days old "
-                               f"> {_num(settings.noncore_model_stale_days)}",
-                        values={"crypto": crypto, "age_days": round(age, 2),
-                                "threshold": settings.noncore_model_stale_days},
-                    ))
+            kind, state, threshold, rule = (
+                ("core_model_stale", State.ORANGE, settings.core_model_stale_days,
+                 "model stale > 14 days on a core crypto (btc-core)") if row.core else
+                ("noncore_model_stale", State.YELLOW, settings.noncore_model_stale_days,
+                 "model stale > 7 days on a non-core crypto"))
+            rule_id = f"{kind}:{crypto}"
+            if _above(age, threshold, _was(previous, rule_id, state), settings.days_margin):
+                rules.append(FiredRule(
+                    id=rule_id, state=state, rule=rule,
+                    reason=f"{crypto} ({row.group}) model is {age:.1f} days old > {_num(threshold)}",
+                    values={"crypto": crypto, "age_days": round(age, 2), "threshold": threshold},
+                ))
         streak = need(row.negative_sortino_streak, "negative_sortino_streak", crypto)
         if streak is not None and streak >= settings.sortino_negative_gates:
             rules.append(FiredRule(
