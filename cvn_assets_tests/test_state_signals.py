@@ -1,11 +1,13 @@
 """Signal sources: run records of a real instance, the machine, Kubernetes pod objects, the table marks."""
 
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.events import DagsterEvent, DagsterEventType
 from kubernetes.client import (
     V1ContainerState, V1ContainerStateTerminated, V1ContainerStateWaiting, V1ContainerStatus, V1ObjectMeta, V1Pod,
     V1PodStatus,
@@ -59,6 +61,50 @@ def test_latency_needs_history_before_it_has_a_p95(instance):
     latency = pipeline_latency(instance, StateSettings(jobs=("measured_job",)), datetime.now(UTC))["measured_job"]
     assert not latency.ratio.known and "need 5 for a p95" in latency.ratio.unknown
     assert latency.seconds is not None
+
+
+def historical_run(instance, job: str, created: datetime, seconds: float, succeeded: bool = True) -> str:
+    """A finished run as the run storage records it, at a moment in the past (start and end events)."""
+    run = dg.DagsterRun(job_name=job, run_id=str(uuid.uuid4()))
+    instance.run_storage.add_historical_run(run, created)
+    instance.run_storage.handle_run_event(run.run_id, DagsterEvent(DagsterEventType.RUN_START.value, job), created)
+    end = DagsterEventType.RUN_SUCCESS if succeeded else DagsterEventType.RUN_FAILURE
+    instance.run_storage.handle_run_event(run.run_id, DagsterEvent(end.value, job),
+                                          created + timedelta(seconds=seconds))
+    return run.run_id
+
+
+def test_success_rate_counts_the_runs_that_ended_in_the_window_whatever_touched_them_later(instance):
+    settings = StateSettings(jobs=("measured_job",))
+    now = datetime.now(UTC)
+    historical_run(instance, "measured_job", now - timedelta(days=2), 60)
+    historical_run(instance, "measured_job", now - timedelta(days=3), 60, succeeded=False)
+    # started before the window, ended inside it: counted
+    historical_run(instance, "measured_job", now - timedelta(days=7, minutes=10), 1200)
+    # ended before the window, tagged yesterday (its update time moves into the window): not counted
+    old = historical_run(instance, "measured_job", now - timedelta(days=9), 60, succeeded=False)
+    instance.add_run_tags(old, {"note": "looked at during the post-mortem"})
+    assert instance.get_run_record_by_id(old).update_timestamp > now - timedelta(days=7)
+    # a month old: not counted
+    historical_run(instance, "measured_job", now - timedelta(days=30), 60, succeeded=False)
+
+    rate = pipeline_success_rate(instance, settings, now)
+    assert rate.value == pytest.approx(200 / 3)
+    assert rate.detail.startswith("2 of 3 finished runs succeeded over 7 days (failed: measured_job×1)")
+
+
+def test_latency_p95_comes_from_the_latest_runs_of_the_job_only(instance):
+    now = datetime.now(UTC)
+    for day in range(20, 10, -1):  # ten slow runs, then six quick ones (the latest compared with five)
+        historical_run(instance, "measured_job", now - timedelta(days=day), 1000)
+    for hour in range(12, 0, -2):
+        historical_run(instance, "measured_job", now - timedelta(hours=hour), 100)
+    bounded = StateSettings(jobs=("measured_job",), latency_history_runs=6)
+    latency = pipeline_latency(instance, bounded, now)["measured_job"]
+    assert latency.seconds == pytest.approx(100) and latency.p95_seconds == pytest.approx(100)
+    assert "over 5 runs" in latency.ratio.detail
+    everything = pipeline_latency(instance, StateSettings(jobs=("measured_job",)), now)["measured_job"]
+    assert everything.p95_seconds == pytest.approx(1000) and "over 15 runs" in everything.ratio.detail
 
 
 # The machine
