@@ -13,11 +13,14 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
+# Bytecode is compiled here, once: with PYTHONDONTWRITEBYTECODE=1 (set on many machines and images)
+# every process would otherwise compile Dagster from source again, each spawned worker included.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m compileall -q -j 0 cvn_assets
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies
