@@ -38,3 +38,31 @@ def test_unknown_executor_is_a_configuration_error(storage_root, monkeypatch):
     monkeypatch.setenv("CVN_EXECUTOR", "threads")
     with pytest.raises(ValueError, match="CVN_EXECUTOR='threads' is invalid"):
         build_defs()
+
+
+LOAD_AND_LIST_MODULES = """
+import json, sys
+from cvn_assets.definitions import build_defs
+defs = build_defs()
+defs.get_repository_def().get_all_jobs()
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_loading_the_definitions_on_the_local_backend_imports_no_s3_client_mlflow_or_trainer(dagster_home, storage_root):
+    """Every spawned acquisition worker, the code server and `cvn` load the definitions: on the local
+    backend they must not pay for dagster-aws/boto3 (S3), MLflow (the gate's registry) or
+    scikit-learn (the training step)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    environ = {name: value for name, value in os.environ.items() if not name.startswith("CVN_S3")}
+    result = subprocess.run([sys.executable, "-c", LOAD_AND_LIST_MODULES], capture_output=True, text=True,
+                            env=environ, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = {name.split(".")[0] for name in json.loads(result.stdout.strip().splitlines()[-1])}
+    assert "dagster" in loaded and "cvn_assets" in loaded  # the definitions were really built
+    assert not loaded & {"dagster_aws", "boto3", "mlflow", "sklearn"}, sorted(loaded & {
+        "dagster_aws", "boto3", "mlflow", "sklearn"})

@@ -13,7 +13,6 @@ import dagster as dg
 import pandas as pd
 
 from cvn_assets.acquisition.market_data import check_candles, load_candles
-from cvn_assets.acquisition.pipeline import acquire
 from cvn_assets.contracts.blob import BlobError, decode_blob, encode_blob
 from cvn_assets.contracts.campaign import CampaignSpec
 from cvn_assets.events import Event, log_event
@@ -87,6 +86,9 @@ def s43_predictions(
     """Walk-forward test-fold predictions of one crypto: one blob per (fold, family)."""
     campaign_id, crypto = partition_identity(context.partition_key)
     spec = campaign_spec(object_store, campaign_id)
+    # scikit-learn is imported by the step that trains, not by every process loading the definitions
+    from cvn_assets.acquisition.pipeline import acquire
+
     started = time.monotonic()
     try:
         blobs = acquire(spec, crypto, candles, progress=context.log.info)

@@ -2,12 +2,14 @@
 
 Sensors, assets and the CLI ask for ``object_store`` and never where they run (hooli's pattern).
 The S3 client comes from dagster-aws ``S3Resource``: botocore's ``standard`` retry mode with
-``max_attempts`` bounds retries; no hand-written retry loop.
+``max_attempts`` bounds retries; no hand-written retry loop. The resource holds the S3 settings
+only and builds that client when a store is first asked for: dagster-aws (and boto3) are imported
+by processes that use S3, never by every process that loads the definitions on the local backend
+(each spawned acquisition worker, the code server, `cvn`).
 """
 
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from cvn_assets.contracts.keys import DEFAULT_PREFIX
@@ -25,7 +27,9 @@ class ObjectStoreResource(dg.ConfigurableResource):
     prefix: str = Field(default=DEFAULT_PREFIX, description="key prefix of the s43 transport")
     local_root: str | None = Field(default=None, description="root directory of the local backend")
     bucket: str | None = Field(default=None, description="S3 bucket of the s3 backend")
-    s3: dg.ResourceDependency[S3Resource]
+    endpoint_url: str | None = Field(default=None, description="S3 endpoint (None = AWS); credentials: AWS_*")
+    region_name: str | None = Field(default=None, description="S3 region")
+    max_attempts: int = Field(default=3, description="botocore 'standard' retry mode attempts")
 
     @classmethod
     def from_settings(cls, settings: StorageSettings) -> "ObjectStoreResource":
@@ -34,7 +38,9 @@ class ObjectStoreResource(dg.ConfigurableResource):
             prefix=settings.prefix,
             local_root=settings.local_root,
             bucket=settings.bucket,
-            s3=s3_resource(settings),
+            endpoint_url=settings.endpoint_url,
+            region_name=settings.region_name,
+            max_attempts=settings.max_attempts,
         )
 
     def settings(self) -> StorageSettings:
@@ -43,9 +49,9 @@ class ObjectStoreResource(dg.ConfigurableResource):
             prefix=self.prefix,
             local_root=self.local_root,
             bucket=self.bucket,
-            endpoint_url=self.s3.endpoint_url,
-            region_name=self.s3.region_name,
-            max_attempts=self.s3.max_attempts,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region_name,
+            max_attempts=self.max_attempts,
         )
 
     def store(self) -> ObjectStore:
