@@ -116,3 +116,13 @@ def test_launch_discovery_refuses_bad_parameters_naming_the_field(instance, stor
     failure = next(event for event in result.all_events if event.is_step_failure)
     assert "sl_range" in failure.step_failure_data.error.message
     assert not storage_root.exists() or not list(storage_root.rglob("*.json"))
+
+
+def test_the_default_worker_count_never_spawns_on_two_cores_and_spreads_big_campaigns_on_more():
+    from cvn_assets.campaigns.runner import available_cpus, default_workers
+
+    assert default_workers(4, cpus=2) == 1 and default_workers(40, cpus=2) == 1  # this machine: in-process
+    assert default_workers(4, cpus=8) == 1  # the demo's 4 acquisitions do not pay for a second interpreter
+    assert default_workers(20, cpus=8) == 5 and default_workers(200, cpus=8) == 7  # one core stays ours
+    assert default_workers(0, cpus=1) == 1
+    assert 1 <= default_workers(1_000) <= max(1, available_cpus() - 1)

@@ -9,6 +9,7 @@ failed ones included, exactly as ``campaign_sensor`` would.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -34,6 +35,30 @@ def quiet_dagster_notices() -> None:
 
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+
+# A spawned worker is a fresh interpreter: it loads the definitions and the pandas / scikit-learn
+# stack before its first acquisition (~2 s of CPU with bytecode), about what one acquisition of
+# the demo's size computes. A worker pays off only with a core of its own and enough acquisitions
+# to spread that cost over; otherwise the acquisitions run one after another in this process,
+# which has loaded all of it already.
+MIN_ACQUISITIONS_PER_WORKER = 4
+
+
+def available_cpus() -> int:
+    """Cores this process may run on (its affinity: a container's or taskset's limit, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_workers(acquisitions: int, cpus: int | None = None) -> int:
+    """Acquisition workers for this machine: one per core beyond the one this process keeps (the
+    instance's writes, the gate, the UI), and at least MIN_ACQUISITIONS_PER_WORKER acquisitions
+    each. 1 means in this process, one after another: on a 2-core machine, always."""
+    cpus = available_cpus() if cpus is None else cpus
+    return max(1, min(cpus - 1, acquisitions // MIN_ACQUISITIONS_PER_WORKER))
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import click
 from pydantic import ValidationError
 
 from cvn_assets.campaigns.registration import register_campaign
-from cvn_assets.campaigns.runner import RunOutcome, run_acquisitions
+from cvn_assets.campaigns.runner import RunOutcome, default_workers, run_acquisitions
 from cvn_assets.cli.common import EXIT_USAGE, emit_json, exit_codes, fail, progress, require_dagster_home, storage, validation_message
 from cvn_assets.cli.gate import gate_and_report, render_report
 from cvn_assets.contracts.campaign import CampaignSpec, new_campaign_id
@@ -37,11 +36,12 @@ def campaign_group() -> None:
 @click.option("--seed", type=int, help="campaign seed (default 7)")
 @click.option("--planted-signal", type=float,
               help="synthetic data only: strength 0..1 of a known predictive signal (demos, tests); default 0")
-@click.option("--workers", type=int, default=min(2, os.cpu_count() or 1), show_default=True,
-              help="acquisitions run in parallel")
+@click.option("--workers", type=int,
+              help="acquisitions run in parallel processes (default: chosen from the machine — one per core "
+                   "beyond the first, at least 4 acquisitions each; 1 = one after another in this process)")
 @click.option("--json", "as_json", is_flag=True, help="print the gate report as one JSON object")
 @exit_codes
-def launch_command(group: str, campaign_id: str | None, workers: int, as_json: bool, **options: object) -> None:
+def launch_command(group: str, campaign_id: str | None, workers: int | None, as_json: bool, **options: object) -> None:
     """Validate, register and run a campaign: acquisitions, then the gate; print the verdict.
 
     Every run goes through Dagster on the instance in DAGSTER_HOME, tagged cvn/campaign=ID, so
@@ -53,7 +53,7 @@ def launch_command(group: str, campaign_id: str | None, workers: int, as_json: b
         spec = CampaignSpec(campaign_id=campaign_id or new_campaign_id(group), group=group, **values)
     except ValidationError as exc:
         fail(validation_message(exc, "campaign"), EXIT_USAGE)
-    if workers < 1:
+    if workers is not None and workers < 1:
         fail(f"--workers {workers} is invalid: expected at least 1", EXIT_USAGE)
     require_dagster_home()
     store, settings = storage()
@@ -62,8 +62,10 @@ def launch_command(group: str, campaign_id: str | None, workers: int, as_json: b
     with dg.DagsterInstance.get() as instance:
         manifest = register_campaign(instance, store, settings.prefix, spec)
     cryptos = manifest.spec.cryptos
+    workers = min(workers, len(cryptos)) if workers is not None else default_workers(len(cryptos))
     progress(f"campaign {spec.campaign_id}: {len(manifest.expected)} blobs expected "
-             f"({len(cryptos)} cryptos × {spec.folds} folds × {len(spec.families)} families) on {store.describe()}")
+             f"({len(cryptos)} cryptos × {spec.folds} folds × {len(spec.families)} families) on {store.describe()}, "
+             f"{workers} acquisition worker{'s' if workers > 1 else ''}")
     started = time.monotonic()
     done = 0
 
@@ -73,12 +75,12 @@ def launch_command(group: str, campaign_id: str | None, workers: int, as_json: b
         state = "ok" if outcome.success else "FAILED — " + "; ".join(outcome.errors)
         progress(f"  [{done}/{len(cryptos)}] acquisition {outcome.label}: {state} ({outcome.seconds:.1f} s, run {outcome.run_id[:8]})")
 
-    acquisitions = run_acquisitions(spec.campaign_id, cryptos, min(workers, len(cryptos)), on_done)
+    acquisitions = run_acquisitions(spec.campaign_id, cryptos, workers, on_done)
     progress(f"acquisitions finished in {time.monotonic() - started:.1f} s; gating …")
     gate_outcome, report = gate_and_report(spec.campaign_id)
     progress(f"campaign finished in {time.monotonic() - started:.1f} s")
     if as_json:
-        emit_json({**report.model_dump(mode="json"), "gate_run_id": gate_outcome.run_id,
+        emit_json({**report.model_dump(mode="json"), "gate_run_id": gate_outcome.run_id, "acquisition_workers": workers,
                    "acquisition_runs": {o.label: {"run_id": o.run_id, "success": o.success, "errors": o.errors}
                                         for o in acquisitions}})
     else:
