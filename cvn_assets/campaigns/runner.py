@@ -70,31 +70,40 @@ class RunOutcome:
     errors: list[str]
 
 
-def _execute(job_name: str, partition_key: str | dg.MultiPartitionKey, tags: dict[str, str], label: str) -> RunOutcome:
+def _execute(job_name: str, partition_key: str | dg.MultiPartitionKey, tags: dict[str, str], label: str,
+             instance: dg.DagsterInstance | None = None) -> RunOutcome:
+    """One run in this process, on ``instance`` (the caller's, shared by a campaign's runs: opening
+    the instance — its storages, their schema checks — costs more than a small step computes) or,
+    without one, on the instance of DAGSTER_HOME opened for this run."""
+    if instance is None:
+        with dg.DagsterInstance.get() as own:
+            return _execute(job_name, partition_key, tags, label, own)
     quiet_dagster_notices()
     from cvn_assets.definitions import build_defs
 
     started = time.monotonic()
     job = build_defs().resolve_job_def(job_name)
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, partition_key=partition_key, tags=tags,
-                                        run_config=CONSOLE_RUN_CONFIG, raise_on_error=False)
+    result = job.execute_in_process(instance=instance, partition_key=partition_key, tags=tags,
+                                    run_config=CONSOLE_RUN_CONFIG, raise_on_error=False)
     return RunOutcome(label=label, run_id=result.run_id, success=result.success,
                       seconds=round(time.monotonic() - started, 1), errors=step_failures(result))
 
 
-def run_acquisition(campaign_id: str, crypto: str) -> RunOutcome:
+def run_acquisition(campaign_id: str, crypto: str, instance: dg.DagsterInstance | None = None) -> RunOutcome:
     return _execute(ACQUIRE_JOB, acquisition_partition_key(campaign_id, crypto),
-                    acquisition_tags(campaign_id, crypto), crypto)
+                    acquisition_tags(campaign_id, crypto), crypto, instance)
 
 
 def run_acquisitions(
-    campaign_id: str, cryptos: Sequence[str], workers: int, on_done: Callable[[RunOutcome], None]
+    campaign_id: str, cryptos: Sequence[str], workers: int, on_done: Callable[[RunOutcome], None],
+    instance: dg.DagsterInstance | None = None,
 ) -> list[RunOutcome]:
+    """Every acquisition of the campaign: in this process on ``instance`` (workers <= 1), else in
+    ``workers`` spawned processes, each on the instance of DAGSTER_HOME."""
     if workers <= 1:
         outcomes = []
         for crypto in cryptos:
-            outcomes.append(run_acquisition(campaign_id, crypto))
+            outcomes.append(run_acquisition(campaign_id, crypto, instance))
             on_done(outcomes[-1])
         return outcomes
     context = multiprocessing.get_context("spawn")
@@ -108,8 +117,8 @@ def run_acquisitions(
     return sorted(outcomes, key=lambda outcome: order[outcome.label])
 
 
-def run_gate(campaign_id: str) -> RunOutcome:
-    return _execute(GATE_JOB, campaign_id, gate_tags(campaign_id), "gate")
+def run_gate(campaign_id: str, instance: dg.DagsterInstance | None = None) -> RunOutcome:
+    return _execute(GATE_JOB, campaign_id, gate_tags(campaign_id), "gate", instance)
 
 
 def read_report(store: ObjectStore, prefix: str, campaign_id: str) -> GateReport:

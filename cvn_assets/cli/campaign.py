@@ -59,8 +59,9 @@ def launch_command(group: str, campaign_id: str | None, workers: int | None, as_
     store, settings = storage()
     import dagster as dg
 
-    with dg.DagsterInstance.get() as instance:
-        manifest = register_campaign(instance, store, settings.prefix, spec)
+    # One instance for the whole campaign (registration, in-process acquisitions, gate), closed with the command
+    instance = click.get_current_context().with_resource(dg.DagsterInstance.get())
+    manifest = register_campaign(instance, store, settings.prefix, spec)
     cryptos = manifest.spec.cryptos
     workers = min(workers, len(cryptos)) if workers is not None else default_workers(len(cryptos))
     progress(f"campaign {spec.campaign_id}: {len(manifest.expected)} blobs expected "
@@ -75,9 +76,9 @@ def launch_command(group: str, campaign_id: str | None, workers: int | None, as_
         state = "ok" if outcome.success else "FAILED — " + "; ".join(outcome.errors)
         progress(f"  [{done}/{len(cryptos)}] acquisition {outcome.label}: {state} ({outcome.seconds:.1f} s, run {outcome.run_id[:8]})")
 
-    acquisitions = run_acquisitions(spec.campaign_id, cryptos, workers, on_done)
+    acquisitions = run_acquisitions(spec.campaign_id, cryptos, workers, on_done, instance)
     progress(f"acquisitions finished in {time.monotonic() - started:.1f} s; gating …")
-    gate_outcome, report = gate_and_report(spec.campaign_id)
+    gate_outcome, report = gate_and_report(spec.campaign_id, instance)
     progress(f"campaign finished in {time.monotonic() - started:.1f} s")
     if as_json:
         emit_json({**report.model_dump(mode="json"), "gate_run_id": gate_outcome.run_id, "acquisition_workers": workers,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from cvn_assets.campaigns.runner import RunOutcome, read_report, run_gate
@@ -9,6 +11,9 @@ from cvn_assets.cli.common import EXIT_ERROR, emit_json, exit_codes, fail, progr
 from cvn_assets.contracts.identifiers import validate_campaign_id
 from cvn_assets.gate.report import GateReport
 from cvn_assets.storage.manifests import read_manifest
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 def render_report(report: GateReport) -> str:
@@ -38,9 +43,10 @@ def _num(value: object) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def gate_and_report(campaign_id: str) -> tuple[RunOutcome, GateReport]:
-    """Run the gate job; fail loud (exit 1) with the root cause when the gate run fails."""
-    outcome = run_gate(campaign_id)
+def gate_and_report(campaign_id: str, instance: dg.DagsterInstance | None = None) -> tuple[RunOutcome, GateReport]:
+    """Run the gate job (on ``instance``, a DagsterInstance, when the caller has one open); fail loud
+    (exit 1) with the root cause when the gate run fails."""
+    outcome = run_gate(campaign_id, instance)
     if not outcome.success:
         fail(f"gate run {outcome.run_id} of campaign {campaign_id} failed:\n  " + "\n  ".join(outcome.errors)
              + "\n  (runbook scenario B: `cvn blob inspect KEY`, fix the producer, re-run the acquisition)",
