@@ -434,6 +434,12 @@ def test_the_image_installs_runtime_dependencies_from_the_lock_only():
     assert "walk_packages" in DOCKERFILE and "dagster definitions validate" in DOCKERFILE  # §17.4 smoke test
 
 
+def test_the_image_ships_bytecode_so_no_pod_compiles_dagster_at_start():
+    [install] = [line for line in INSTRUCTIONS if "pip install" in line]
+    assert "--compile-bytecode" in install  # the runtime stage sets PYTHONDONTWRITEBYTECODE=1
+    assert "cache_from_source" in DOCKERFILE  # the build fails if dagster's bytecode is missing
+
+
 def test_the_lock_pins_every_runtime_dependency_at_its_declared_version():
     declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     locked = dict(line.split("==", 1) for line in (REPO_ROOT / "requirements.lock").read_text().splitlines()
