@@ -1,8 +1,9 @@
 """The object store as a Dagster resource: one key, two backends (local directory or S3).
 
 Sensors, assets and the CLI ask for ``object_store`` and never where they run (hooli's pattern).
-The S3 client comes from dagster-aws ``S3Resource``: botocore's ``standard`` retry mode with
-``max_attempts`` bounds retries; no hand-written retry loop.
+The S3 connection settings come from dagster-aws ``S3Resource``; the client is built with our
+timeouts and botocore retries off, because ``S3ObjectStore`` owns the attempts (``max_attempts``
+and a deadline cover torn bodies and checksum mismatches too, which botocore never retries).
 """
 
 
@@ -25,6 +26,9 @@ class ObjectStoreResource(dg.ConfigurableResource):
     prefix: str = Field(default=DEFAULT_PREFIX, description="key prefix of the s43 transport")
     local_root: str | None = Field(default=None, description="root directory of the local backend")
     bucket: str | None = Field(default=None, description="S3 bucket of the s3 backend")
+    connect_timeout: float = Field(default=5.0, gt=0, description="seconds to open a connection to S3")
+    read_timeout: float = Field(default=20.0, gt=0, description="seconds without a byte from S3 on a request")
+    deadline: float = Field(default=60.0, gt=0, description="seconds one S3 operation may take, retries included")
     s3: dg.ResourceDependency[S3Resource]
 
     @classmethod
@@ -34,6 +38,9 @@ class ObjectStoreResource(dg.ConfigurableResource):
             prefix=settings.prefix,
             local_root=settings.local_root,
             bucket=settings.bucket,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            deadline=settings.deadline,
             s3=s3_resource(settings),
         )
 
@@ -46,6 +53,9 @@ class ObjectStoreResource(dg.ConfigurableResource):
             endpoint_url=self.s3.endpoint_url,
             region_name=self.s3.region_name,
             max_attempts=self.s3.max_attempts,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            deadline=self.deadline,
         )
 
     def store(self) -> ObjectStore:
