@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import tracemalloc
 import zipfile
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from cvn_assets.contracts.blob import (
 )
 from cvn_assets.contracts.keys import BlobRef, blob_key, parse_blob_key
 from cvn_assets_tests.fixtures.blobs import rewrite_npz, sample_blob
+from cvn_assets_tests.fixtures.malformed_blobs import lying_bomb, members_of, zip_members
 
 KEY = "s43-predictions/test-campaign/SOLUSDC/logreg/fold-00.npz"
 
@@ -69,18 +72,93 @@ def test_blob_stored_under_another_identity_is_refused():
         decode_blob(data, KEY, expected=BlobRef(campaign_id="test-campaign", crypto="SOLUSDC", fold=0, family="logreg"))
 
 
-def test_values_outside_their_domain_are_refused():
-    data = rewrite_npz(encode_blob(sample_blob()), proba_buy=np.full(500, 1.5, np.float32))
-    with pytest.raises(BlobSchemaMismatch, match="proba_buy"):
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [("proba_buy", np.full(500, 1.5, np.float32)), ("proba_buy", np.full(500, np.nan, np.float32)),
+     ("y_true", np.full(500, -1, np.int8)), ("y_pred", np.full(500, 2, np.int8)),
+     ("exit_reason", np.full(500, 3, np.int8)), ("trade_return", np.full(500, np.inf, np.float32)),
+     ("trade_return", np.full(500, np.nan, np.float32))],
+)
+def test_values_outside_their_domain_are_refused(name, values):
+    data = rewrite_npz(encode_blob(sample_blob()), **{name: values})
+    with pytest.raises(BlobSchemaMismatch, match=name):
         decode_blob(data, KEY)
 
 
-def test_oversized_member_declared_in_zip_is_refused_before_loading():
+def test_compressed_member_is_refused_before_anything_is_inflated():
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("ts.npy", b"\0" * (300 * 1024 * 1024))
-    with pytest.raises(BlobCorrupt, match="uncompressed bytes"):
+        archive.writestr("ts.npy", b"\0" * (32 * 1024 * 1024))
+    with pytest.raises(BlobCorrupt, match=r"member 'ts.npy' expected compression method 0 \(stored.*found 8 \(deflate\)"):
         decode_blob(buffer.getvalue(), KEY)
+
+
+def test_bzip2_bomb_lying_about_its_size_is_refused_without_inflating_it():
+    data = lying_bomb(zipfile.ZIP_BZIP2, 64 * 1024 * 1024)
+    assert len(data) < 64 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(BlobCorrupt, match=r"found 12 \(bzip2\)"):
+            decode_blob(data, KEY)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [(("ts.npy", "ts.npy"), "member 'ts' expected once, found twice"),
+     (("ts", "ts.npy"), "member 'ts' expected once, found twice")],
+    ids=["same-name-twice", "with-and-without-suffix"],
+)
+def test_duplicate_members_are_ambiguous_and_refused(extra, fragment):
+    members = members_of(encode_blob(sample_blob()))
+    ts = dict(members)["ts.npy"]
+    renamed = [(extra[0] if name == "ts.npy" else name, data) for name, data in members]
+    with pytest.warns(UserWarning, match="Duplicate name") if extra[0] == extra[1] else nullcontext():
+        data = zip_members([*renamed, (extra[1], ts)])
+    with pytest.raises(BlobCorrupt, match=fragment) as raised:
+        decode_blob(data, KEY)
+    assert f"key={KEY}" in str(raised.value)
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1"])
+def test_schema_version_that_only_equals_one_is_refused(version):
+    data = _with_meta(encode_blob(sample_blob()), schema_version=version)
+    with pytest.raises(BlobSchemaMismatch, match="only a JSON integer is a version"):
+        decode_blob(data, KEY)
+
+
+def test_declared_shape_larger_than_the_member_is_refused_before_allocating():
+    members = members_of(encode_blob(sample_blob()))
+    header = b"{'descr': '<i8', 'fortran_order': False, 'shape': (1000000000000,), }"
+    ts = dict(members)["ts.npy"]
+    npy = b"\x93NUMPY\x01\x00" + len(header + b"\n").to_bytes(2, "little") + header + b"\n" + ts[128:]
+    with pytest.raises(BlobCorrupt, match=r"array 'ts' declares shape \(1000000000000,\)"):
+        decode_blob(zip_members([(n, npy if n == "ts.npy" else d) for n, d in members]), KEY)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [(lambda d: b"junk" + d, "junk before or inside the archive"),
+     (lambda d: d + b"junk", "junk appended"),
+     (lambda d: zip_members([(n, b"not an npy file" if n == "ts.npy" else b) for n, b in members_of(d)]),
+      "array 'ts' expected an npy file"),
+     (lambda d: zip_members([(n, b[:10] + b"{'descr': \"\"\"" + b[23:] if n == "ts.npy" else b)
+                             for n, b in members_of(d)]), "array 'ts' expected an npy header as np.save writes it")],
+    ids=["junk-before", "junk-after", "no-npy-magic", "tokenizer-junk-header"],
+)
+def test_junk_around_or_inside_the_archive_is_corrupt_naming_the_key(mutate, fragment):
+    with pytest.raises(BlobCorrupt, match=fragment) as raised:
+        decode_blob(mutate(encode_blob(sample_blob())), KEY)
+    assert str(raised.value).startswith(f"s43 npz corrupt: key={KEY}: ")
+
+
+def test_decoded_arrays_are_views_over_a_bytearray_read():
+    data = bytearray(encode_blob(sample_blob()))
+    decoded = decode_blob(data, KEY)
+    assert decoded.ts.base is not None and decoded.ts.flags.writeable  # no copy of the body
 
 
 @pytest.mark.parametrize("bad", ["../x", "a", "UPPER-case", "abc/def", "ok-id\n"])

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -11,7 +18,8 @@ from cvn_assets.campaigns.sensors import campaign_sensor
 from cvn_assets.definitions import build_defs
 from cvn_assets.gate.report import Verdict
 from cvn_assets.runs import ACQUIRE_JOB, CAMPAIGN_TAG, GATE_JOB, LAUNCH_JOB
-from cvn_assets_tests.fixtures.campaigns import CampaignHarness, logged_lines, small_spec
+from cvn_assets.gate.assets import COHORT_INTACT
+from cvn_assets_tests.fixtures.campaigns import CampaignHarness, check_evaluations, logged_lines, small_spec
 
 
 @pytest.fixture
@@ -44,6 +52,46 @@ def test_s3_lost_during_an_acquisition_fails_that_step_and_gate_is_inconclusive_
     assert {entry.crypto for entry in absent} == {"ADAUSDC"}
     assert len(absent) == len([ref for ref in manifest.expected if ref.crypto == "ADAUSDC"])
     assert all(entry.reason and "failure" in entry.reason.lower() for entry in absent), absent[0].reason
+
+
+def test_lost_acknowledgement_of_blob_writes_still_completes_the_acquisition(s3_harness, s3_fault_proxy):
+    """S3 stores every ADAUSDC blob but its answer is lost: the objects are verified, the step succeeds."""
+    s3_harness.register(small_spec("lostack-001"))
+    assert s3_harness.acquire("lostack-001", "SOLUSDC").success
+    s3_fault_proxy.arm("lost-ack", "PUT", r"/lostack-001/ADAUSDC/.*\.npz", times=None)
+    assert s3_harness.acquire("lostack-001", "ADAUSDC").success
+    assert any(kind == "lost-ack" for kind, _, _ in s3_fault_proxy.injected), "no acknowledgement was cut"
+    s3_fault_proxy.disarm()
+    assert s3_harness.gate("lostack-001").success
+    report = s3_harness.report("lostack-001")
+    assert report.missing == [] and report.verdict in {Verdict.PASS, Verdict.FAIL}
+
+
+def test_one_fault_while_reading_a_blob_body_still_gives_the_verdict(s3_harness, s3_fault_proxy):
+    manifest = s3_harness.launch(small_spec("bodyfault-001", symbols=["SOLUSDC"]))
+    key = s3_harness.blob_keys(manifest)[1]
+    for kind in ("reset-body", "truncate-body", "flip-body"):
+        s3_fault_proxy.injected.clear()
+        s3_fault_proxy.arm(kind, "GET", re.escape(key), times=1)  # one fault; CVN_S3_MAX_ATTEMPTS=2 here
+        result = s3_harness.gate("bodyfault-001")
+        assert result.success, kind
+        assert [k for k, _, _ in s3_fault_proxy.injected] == [kind]
+        assert check_evaluations(result)[COHORT_INTACT].passed, kind
+        report = s3_harness.report("bodyfault-001")
+        assert report.missing == [] and report.verdict in {Verdict.PASS, Verdict.FAIL}, kind
+
+
+def test_stalled_endpoint_fails_cvn_gate_within_the_deadline_naming_scenario_c(s3_fault_proxy, dagster_home):
+    s3_fault_proxy.arm("stall", "GET", r".", times=None)
+    env = {**os.environ, "CVN_S3_READ_TIMEOUT": "1", "CVN_S3_DEADLINE": "3", "CVN_S3_MAX_ATTEMPTS": "10"}
+    started = time.monotonic()
+    result = subprocess.run([str(Path(sys.executable).with_name("cvn")), "gate", "--campaign", "stalled-001"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert s3_fault_proxy.endpoint_url in result.stderr and "runbook scenario C: `cvn s3 check`" in result.stderr
+    assert elapsed < 30, f"`cvn gate` took {elapsed:.0f} s against a stalled endpoint (deadline 3 s)"
 
 
 def _tick(instance: dg.DagsterInstance, defs: dg.Definitions):

@@ -7,6 +7,8 @@ over HTTP to a moto server), as the runbook's scenarios A–C describe them.
 from __future__ import annotations
 
 
+import zipfile
+
 import numpy as np
 
 from cvn_assets.acquisition.assets import BLOBS_INTACT
@@ -14,6 +16,7 @@ from cvn_assets.gate.assets import COHORT_COMPLETE, COHORT_INTACT, ML_BEATS_BASE
 from cvn_assets.gate.report import Verdict
 from cvn_assets.runs import root_cause
 from cvn_assets_tests.fixtures.blobs import rewrite_npz
+from cvn_assets_tests.fixtures.malformed_blobs import lying_bomb, members_of, zip_members
 from cvn_assets_tests.fixtures.campaigns import check_evaluations, logged_lines, small_spec
 from cvn_assets_tests.fixtures.stores import corrupt_object
 
@@ -97,7 +100,19 @@ MALFORMATIONS = {
     "raised-schema-version": (lambda data: rewrite_npz(data, meta=_bump_schema), "s43 npz schema mismatch", "rewrite"),
     "pickled-object-array": (
         lambda data: rewrite_npz(data, trade_return=lambda a: a.astype(object)), "s43 npz corrupt", "rewrite"),
+    # Findings of the adversarial review (issue #12): each crashed the decoder or was accepted.
+    "bzip2-bomb": (lambda data: lying_bomb(zipfile.ZIP_BZIP2, 16 * 1024 * 1024), "s43 npz corrupt", "rewrite"),
+    "duplicate-member": (lambda data: zip_members([*members_of(data), ("ts", dict(members_of(data))["ts.npy"])]),
+                         "s43 npz corrupt", "rewrite"),
+    "schema-version-true": (lambda data: rewrite_npz(data, meta=_schema_version_true), "s43 npz schema mismatch",
+                            "rewrite"),
 }
+
+
+def _schema_version_true(meta: np.ndarray) -> np.ndarray:
+    import json
+
+    return np.array(json.dumps({**json.loads(str(meta)), "schema_version": True}))
 
 
 def test_malformed_present_blob_fails_the_gate_loudly(harness):
@@ -121,6 +136,7 @@ def test_malformed_present_blob_fails_the_gate_loudly(harness):
         intact = check_evaluations(result)[COHORT_INTACT]
         assert not intact.passed and intact.severity.value == "ERROR", name
         assert key in intact.metadata["error"].value
+        assert intact.metadata["next_step"].value.startswith(f"runbook scenario B: cvn blob inspect {key}"), name
         assert not result.asset_materializations_for_node("s43_gate"), name  # nothing pooled
         assert harness.report("malformed-001").evaluated_at == report_before.evaluated_at, name
         assert any("event=s43_pred_load_failed" in line for line in logged_lines(harness.instance, result.run_id))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
-from cvn_assets.storage.object_store import IntegrityError, LocalObjectStore, ObjectNotFound, StorageError, sha256_hex
+from cvn_assets.storage.object_store import (
+    IntegrityError, LocalObjectStore, ObjectNotFound, ObjectTooLarge, S3ObjectStore, StorageError, sha256_hex,
+)
 from cvn_assets.storage.factory import build_object_store
 from cvn_assets.storage.settings import StorageSettings
 from cvn_assets_tests.fixtures.stores import corrupt_object
@@ -111,3 +114,98 @@ def test_local_garbage_collection_keeps_referenced_content(storage_root):
     assert store.collect_garbage() == 0  # too young: a concurrent put may be about to link it
     assert store.collect_garbage(min_age_seconds=0) == 1
     assert store.get(KEY) == b"new"
+
+
+# ---- S3 faults through the fault proxy (moto over HTTP behind it) ------------------------------
+
+@pytest.fixture
+def proxied_store(s3_fault_proxy) -> S3ObjectStore:
+    store = build_object_store(StorageSettings.from_env())
+    assert isinstance(store, S3ObjectStore) and store.endpoint_url == s3_fault_proxy.endpoint_url
+    return store
+
+
+def test_put_whose_acknowledgement_is_lost_succeeds_once_the_object_is_verified(proxied_store, s3_fault_proxy):
+    s3_fault_proxy.arm("lost-ack", "PUT", r"fold-00\.npz", times=None)  # every attempt: S3 stores, answer lost
+    info = proxied_store.put(KEY, b"payload-lost-ack")
+    assert [kind for kind, _, _ in s3_fault_proxy.injected] == ["lost-ack"] * proxied_store.max_attempts
+    assert info.sha256 == sha256_hex(b"payload-lost-ack")
+    s3_fault_proxy.disarm()
+    assert proxied_store.get(KEY) == b"payload-lost-ack"
+
+
+def test_put_that_never_reached_s3_still_fails_naming_scenario_c(proxied_store, s3_fault_proxy):
+    s3_fault_proxy.refuse_uploads_matching = r"fold-00\.npz"
+    with pytest.raises(StorageError, match=r"after 2 attempt\(s\).*runbook scenario C: `cvn s3 check`"):
+        proxied_store.put(KEY, b"payload")
+    s3_fault_proxy.refuse_uploads_matching = None
+    assert not proxied_store.exists(KEY)
+
+
+@pytest.mark.parametrize("kind", ["reset-body", "truncate-body", "flip-body"])
+def test_one_fault_while_reading_a_body_is_retried(proxied_store, s3_fault_proxy, kind):
+    payload = bytes(range(256)) * 400
+    proxied_store.put(KEY, payload)
+    s3_fault_proxy.arm(kind, "GET", r"fold-00\.npz", times=1)
+    assert proxied_store.get(KEY) == payload
+    assert [k for k, _, _ in s3_fault_proxy.injected] == [kind]
+
+
+def test_bytes_flipped_on_every_read_are_a_checksum_mismatch_after_the_budget(proxied_store, s3_fault_proxy):
+    proxied_store.put(KEY, b"payload-1234" * 100)
+    s3_fault_proxy.arm("flip-body", "GET", r"fold-00\.npz", times=None)
+    with pytest.raises(IntegrityError, match="checksum mismatch"):
+        proxied_store.get(KEY)
+    assert len(s3_fault_proxy.injected) == proxied_store.max_attempts
+
+
+def test_stalled_endpoint_fails_within_the_deadline_naming_it(s3_fault_proxy, monkeypatch):
+    monkeypatch.setenv("CVN_S3_READ_TIMEOUT", "0.5")
+    monkeypatch.setenv("CVN_S3_DEADLINE", "2")
+    monkeypatch.setenv("CVN_S3_MAX_ATTEMPTS", "10")
+    store = build_object_store(StorageSettings.from_env())
+    s3_fault_proxy.arm("stall", "GET", r"fold-00\.npz", times=None)
+    started = time.monotonic()
+    with pytest.raises(StorageError) as raised:
+        store.get(KEY)
+    elapsed = time.monotonic() - started
+    assert elapsed < 2 + 0.5 + 0.5, f"gave up after {elapsed:.1f} s, deadline 2 s + one read timeout"
+    message = str(raised.value)
+    assert s3_fault_proxy.endpoint_url in message and "CVN_S3_DEADLINE=2 s" in message
+    assert "runbook scenario C" in message
+
+
+def test_object_longer_than_accepted_is_refused_from_its_length(object_store):
+    object_store.put(KEY, b"x" * 1000)
+    with pytest.raises(ObjectTooLarge, match="expected at most 100 bytes, found 1000"):
+        object_store.get(KEY, max_bytes=100)
+    assert object_store.get(KEY, max_bytes=1000) == b"x" * 1000
+
+
+def test_endpoint_secrets_never_reach_messages(monkeypatch):
+    from cvn_assets_tests.fixtures.s3 import CREDENTIALS, free_port
+
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CVN_S3_BUCKET", "cvn-down")
+    monkeypatch.setenv("CVN_S3_ENDPOINT_URL", f"http://user:SECRET@127.0.0.1:{free_port()}/?token=SECRET")
+    monkeypatch.setenv("CVN_S3_MAX_ATTEMPTS", "1")
+    store = build_object_store(StorageSettings.from_env())
+    assert "SECRET" not in store.describe()
+    with pytest.raises(StorageError) as raised:
+        store.put(KEY, b"x")
+    assert "SECRET" not in str(raised.value) and "127.0.0.1" in str(raised.value)
+
+
+@pytest.mark.parametrize("name", ["CVN_S3_CONNECT_TIMEOUT", "CVN_S3_READ_TIMEOUT", "CVN_S3_DEADLINE",
+                                  "CVN_S3_MAX_ATTEMPTS"])
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan"])
+def test_timeouts_and_attempts_must_be_positive_numbers_naming_the_variable(name, value):
+    environ = {"CVN_S3_BUCKET": "cvn-bucket", name: value}
+    with pytest.raises(ValueError, match=rf"{name} expected a positive (integer|number of seconds), found '{value}'"):
+        StorageSettings.from_env(environ)
+
+
+def test_timeouts_have_defaults_in_seconds():
+    settings = StorageSettings.from_env({"CVN_S3_BUCKET": "cvn-bucket", "CVN_S3_DEADLINE": "30"})
+    assert (settings.connect_timeout, settings.read_timeout, settings.deadline) == (5.0, 20.0, 30.0)

@@ -48,9 +48,11 @@ def gate_and_report(campaign_id: str, instance: dg.DagsterInstance | None = None
     (exit 1) with the root cause when the gate run fails."""
     outcome = run_gate(campaign_id, instance)
     if not outcome.success:
+        malformed = any("s43 npz" in error for error in outcome.errors)
+        scenario = ("runbook scenario B: `cvn blob inspect KEY`, fix the producer, re-run the acquisition"
+                    if malformed else "runbook scenario C: `cvn s3 check`, then re-run the gate")
         fail(f"gate run {outcome.run_id} of campaign {campaign_id} failed:\n  " + "\n  ".join(outcome.errors)
-             + "\n  (runbook scenario B: `cvn blob inspect KEY`, fix the producer, re-run the acquisition)",
-             EXIT_ERROR)
+             + f"\n  ({scenario})", EXIT_ERROR)
     store, settings = storage()
     return outcome, read_report(store, settings.prefix, campaign_id)
 

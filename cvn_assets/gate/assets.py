@@ -173,6 +173,13 @@ def challengers(context: dg.AssetExecutionContext, cohort: Cohort, object_store:
     })
 
 
+def load_failure_next_step(exc: BlobError | StorageError) -> str:
+    """A malformed blob is the producer's (scenario B); a store that cannot be read is transport (C)."""
+    if isinstance(exc, BlobError):
+        return f"runbook scenario B: cvn blob inspect {exc.key}, fix the producer, re-run the acquisition"
+    return "runbook scenario C: cvn s3 check (endpoint, credentials, bucket, prefix), then re-run the gate"
+
+
 @dg.op(
     name=f"{S43_GATE}_{COHORT_INTACT}",
     out={COHORT_INTACT: dg.Out()},  # the returned AssetCheckResult becomes the check evaluation event
@@ -189,8 +196,7 @@ def _cohort_intact_op(context: dg.OpExecutionContext, object_store: ObjectStoreR
                   key=getattr(exc, "key", ""), error=str(exc))
         return dg.AssetCheckResult(
             check_name=COHORT_INTACT, asset_key=S43_GATE, passed=False, severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"error": str(exc), "key": getattr(exc, "key", ""),
-                      "next_step": f"cvn blob inspect {getattr(exc, 'key', '')}".strip()},
+            metadata={"error": str(exc), "key": getattr(exc, "key", ""), "next_step": load_failure_next_step(exc)},
         )
     return dg.AssetCheckResult(
         check_name=COHORT_INTACT, asset_key=S43_GATE, passed=True, severity=dg.AssetCheckSeverity.ERROR,

@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from cvn_assets.contracts.blob import BlobCorrupt, PredictionBlob, decode_blob
+from cvn_assets.contracts.blob import MAX_BLOB_BYTES, BlobCorrupt, PredictionBlob, decode_blob
 from cvn_assets.contracts.campaign import CampaignManifest
 from cvn_assets.contracts.keys import BlobRef
 from cvn_assets.storage.manifests import read_manifest
-from cvn_assets.storage.object_store import IntegrityError, ObjectNotFound, ObjectStore
+from cvn_assets.storage.object_store import IntegrityError, ObjectNotFound, ObjectStore, ObjectTooLarge
 
 DEFAULT_MAX_WORKERS = 8
 
@@ -77,11 +77,14 @@ class Cohort:
 
 def _load_entry(store: ObjectStore, key: str, ref: BlobRef) -> PredictionBlob | None:
     try:
-        data = store.get(key)
+        data = store.get(key, max_bytes=MAX_BLOB_BYTES)
     except ObjectNotFound:
         return None
     except IntegrityError as exc:
         raise BlobCorrupt(key, f"checksum mismatch: stored sha256 {exc.expected}, bytes hash to {exc.found}") from None
+    except ObjectTooLarge as exc:
+        raise BlobCorrupt(key, f"expected at most {exc.limit} bytes, found {exc.size} (refused from its length, "
+                               "body not read)") from None
     return decode_blob(data, key, expected=ref)
 
 

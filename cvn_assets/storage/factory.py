@@ -7,13 +7,15 @@ at start-up, which every `cvn` call on the local backend would otherwise pay.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cvn_assets.storage.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 from cvn_assets.storage.settings import StorageSettings
 
 if TYPE_CHECKING:
     from dagster_aws.s3 import S3Resource
+
+S3_POOL = 16  # HTTP connections per client: every thread of a cohort load keeps one
 
 
 def s3_resource(settings: StorageSettings) -> "S3Resource":
@@ -24,10 +26,31 @@ def s3_resource(settings: StorageSettings) -> "S3Resource":
                       max_attempts=settings.max_attempts)
 
 
+def s3_client(resource: "S3Resource", settings: StorageSettings) -> Any:
+    """A boto3 S3 client from the resource's connection fields, with our timeouts and retries off.
+
+    S3ObjectStore owns the attempts (one budget for requests, torn bodies and checksum
+    mismatches, bounded by ``settings.deadline``), so botocore must not retry underneath it;
+    dagster-aws ``get_client()`` has no timeout or retry override, hence this constructor.
+    """
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(profile_name=resource.profile_name)
+    return session.client(
+        "s3", region_name=resource.region_name, endpoint_url=resource.endpoint_url, use_ssl=resource.use_ssl,
+        verify=resource.verify, aws_access_key_id=resource.aws_access_key_id,
+        aws_secret_access_key=resource.aws_secret_access_key, aws_session_token=resource.aws_session_token,
+        config=Config(connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
+                      retries={"total_max_attempts": 1, "mode": "standard"}, max_pool_connections=S3_POOL),
+    )
+
+
 def build_object_store(settings: StorageSettings, s3: "S3Resource | None" = None) -> ObjectStore:
     if settings.backend == "s3":
-        client = (s3 or s3_resource(settings)).get_client()
-        return S3ObjectStore(client, bucket=settings.bucket or "", endpoint_url=settings.endpoint_url)
+        client = s3_client(s3 or s3_resource(settings), settings)
+        return S3ObjectStore(client, bucket=settings.bucket or "", endpoint_url=settings.endpoint_url,
+                             max_attempts=settings.max_attempts, deadline=settings.deadline)
     return LocalObjectStore(settings.local_root or "")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import re
 import time
 import uuid
@@ -28,13 +29,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError, IncompleteReadError
+
+T = TypeVar("T")
 
 KEY_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 SHA256_METADATA = "sha256"  # S3 user metadata: x-amz-meta-sha256
 CONTENT_DIR = ".cvn-objects"
+READ_CHUNK = 1024 * 1024  # a blob (~330 KB) is one chunk: hashed as it arrives, never joined
+SCENARIO_C = "runbook scenario C: `cvn s3 check`"
+# S3 answers worth another attempt (besides connection errors, timeouts and torn bodies).
+TRANSIENT_CODES = frozenset({"500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown",
+                             "RequestTimeout", "Throttling", "ThrottlingException", "RequestLimitExceeded"})
 
 
 class ObjectNotFound(LookupError):
@@ -59,6 +68,16 @@ class StorageError(RuntimeError):
     """The store could not be reached or refused the operation (endpoint, credentials, bucket)."""
 
 
+class ObjectTooLarge(ValueError):
+    """The object is longer than the caller accepts; refused from its length, its body unread."""
+
+    def __init__(self, uri: str, size: int, limit: int):
+        self.uri = uri
+        self.size = size
+        self.limit = limit
+        super().__init__(f"object too large at {uri}: expected at most {limit} bytes, found {size} (body not read)")
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -70,6 +89,43 @@ class ObjectInfo:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def redact_url(url: str) -> str:
+    """An endpoint URL fit for messages: scheme, host, port and path; never user-info or query."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparseable endpoint URL>"
+    if not parts.scheme or not host:
+        return "<unparseable endpoint URL>"
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def read_verified(read: Any, size: int, expected: str | None, uri: str, deadline: float | None = None) -> bytes:
+    """Read exactly ``size`` bytes with ``read(n)``, hashing each chunk as it arrives.
+
+    One chunk (the usual blob) is returned as is, with no join; ``deadline`` (monotonic seconds)
+    is checked between chunks. Raises IntegrityError when the bytes do not hash to ``expected``.
+    """
+    digest = hashlib.sha256()
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"deadline passed with {remaining} of {size} bytes still to read")
+        chunk = read(min(READ_CHUNK, remaining))
+        if not chunk:
+            raise IncompleteReadError(actual_bytes=size - remaining, expected_bytes=size)
+        digest.update(chunk)
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    found = digest.hexdigest()
+    if found != expected:
+        raise IntegrityError(uri, expected, found)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def validate_key(key: str) -> str:
@@ -94,8 +150,12 @@ class ObjectStore(ABC):
         """Store ``data`` at ``key`` atomically and return what was stored."""
 
     @abstractmethod
-    def get(self, key: str) -> bytes:
-        """Return the bytes at ``key``; raise ObjectNotFound or IntegrityError."""
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        """Return the bytes at ``key``, verified against their SHA-256 while they are read.
+
+        Raise ObjectNotFound, IntegrityError, or ObjectTooLarge (from the object's length,
+        before its body is read) when it is longer than ``max_bytes``.
+        """
 
     @abstractmethod
     def exists(self, key: str) -> bool:
@@ -182,16 +242,18 @@ class LocalObjectStore(ObjectStore):
         content = (path.parent / target).resolve()
         return content, content.name
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
         content, expected = self._resolve(key)
         try:
-            data = content.read_bytes()
+            with open(content, "rb", buffering=0) as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if max_bytes is not None and size > max_bytes:
+                    raise ObjectTooLarge(self.uri(key), size, max_bytes)
+                return read_verified(handle.read, size, expected, self.uri(key))
         except FileNotFoundError:
             raise IntegrityError(self.uri(key), expected, "nothing: its content file is gone") from None
-        found = sha256_hex(data)
-        if found != expected:
-            raise IntegrityError(self.uri(key), expected, found)
-        return data
+        except IncompleteReadError:
+            raise IntegrityError(self.uri(key), expected, "a content file that shrank while read") from None
 
     def exists(self, key: str) -> bool:
         return os.path.lexists(self.root / validate_key(key))
@@ -260,60 +322,128 @@ class LocalObjectStore(ObjectStore):
 
 
 class S3ObjectStore(ObjectStore):
-    """An S3 bucket (AWS, Scaleway, MinIO, moto) through a boto3 client from dagster-aws."""
+    """An S3 bucket (AWS, Scaleway, MinIO, moto) through a boto3 client.
 
-    def __init__(self, client: Any, bucket: str, endpoint_url: str | None = None):
+    This class owns the attempts (the client is built with botocore retries off, see
+    ``storage/factory.py``) so that one budget covers what botocore cannot retry: a GET whose
+    body is torn or whose bytes fail their checksum is read again, within ``max_attempts`` and
+    ``deadline`` seconds, before the object is called corrupt. A PUT whose every attempt lost
+    its acknowledgement counts as written when the object is found complete and verified.
+    """
+
+    def __init__(self, client: Any, bucket: str, endpoint_url: str | None = None, max_attempts: int = 3,
+                 deadline: float = 60.0, backoff: float = 0.1):
         self.client = client
         self.bucket = bucket
         self.endpoint_url = endpoint_url
+        self.max_attempts = max_attempts
+        self.deadline = deadline
+        self.backoff = backoff
 
     def uri(self, key: str) -> str:
         validate_key(key.rstrip("/"))
         return f"s3://{self.bucket}/{key}"
 
     def describe(self) -> str:
-        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        where = f" at {redact_url(self.endpoint_url)}" if self.endpoint_url else ""
         return f"S3 bucket {self.bucket}{where}"
 
-    def _fail(self, action: str, key: str, exc: Exception) -> Exception:
+    def _detail(self, exc: BaseException) -> str:
+        text = str(exc)
+        if self.endpoint_url:  # botocore messages embed the request URL
+            text = text.replace(self.endpoint_url, redact_url(self.endpoint_url))
+        return text
+
+    def _fail(self, action: str, key: str, exc: Exception, attempts: int = 1, started: float | None = None) -> Exception:
         where = f"s3://{self.bucket}/{key}"
         if isinstance(exc, ClientError):
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
             if code in {"NoSuchKey", "404", "NotFound"}:
                 return ObjectNotFound(where)
-            message = error.get("Message", "")
-            return StorageError(f"cannot {action} {where} on {self.describe()}: {code} {message}".strip())
-        return StorageError(f"cannot {action} {where} on {self.describe()}: {exc}")
+            detail = f"{code} {error.get('Message', '')}".strip()
+        else:
+            detail = f"{type(exc).__name__}: {self._detail(exc)}"
+        tried = ""
+        if started is not None:
+            tried = (f" after {attempts} attempt(s) in {time.monotonic() - started:.1f} s "
+                     f"(CVN_S3_MAX_ATTEMPTS={self.max_attempts}, CVN_S3_DEADLINE={self.deadline:g} s)")
+        return StorageError(f"cannot {action} {where} on {self.describe()}{tried}: {detail} ({SCENARIO_C})")
+
+    def _attempts(self, action: str, key: str, operation: Any) -> Any:
+        """Run ``operation(deadline)`` until it succeeds, fails for good, or the budget is spent.
+
+        Transient failures (connection, timeout, torn body, 5xx / throttling, checksum mismatch)
+        are retried with jittered exponential backoff; the last one is raised: IntegrityError
+        for a checksum that never matched, StorageError otherwise.
+        """
+        started = time.monotonic()
+        deadline = started + self.deadline
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return operation(deadline)
+            except (BotoCoreError, ClientError, TimeoutError, IntegrityError) as exc:
+                if not _transient(exc):
+                    raise self._fail(action, key, exc) from exc
+                wait = min(self.backoff * 2 ** (attempt - 1), 2.0) * random.uniform(0.5, 1.0)
+                if attempt >= self.max_attempts or time.monotonic() + wait >= deadline:
+                    if isinstance(exc, IntegrityError):
+                        raise
+                    raise self._fail(action, key, exc, attempt, started) from exc
+            time.sleep(wait)
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
         sha = sha256_hex(data)
+        validate_key(key)
+
+        def attempt(deadline: float) -> None:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type,
+                                   Metadata={SHA256_METADATA: sha})
+
         try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=validate_key(key), Body=data, ContentType=content_type,
-                Metadata={SHA256_METADATA: sha},
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise self._fail("write", key, exc) from exc
+            self._attempts("write", key, attempt)
+        except StorageError:
+            # The acknowledgement may be what was lost (connection reset after S3 stored the
+            # object): the write succeeded iff the complete object, with our checksum, is there.
+            if not self._stored(key, sha, len(data)):
+                raise
         return ObjectInfo(key=key, size=len(data), last_modified=_now(), sha256=sha, uri=self.uri(key))
 
-    def get(self, key: str) -> bytes:
+    def _stored(self, key: str, sha: str, size: int) -> bool:
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=validate_key(key))
-            data = response["Body"].read()
-        except (BotoCoreError, ClientError) as exc:
-            raise self._fail("read", key, exc) from exc
-        expected = response.get("Metadata", {}).get(SHA256_METADATA)
-        found = sha256_hex(data)
-        if expected != found:
-            raise IntegrityError(self.uri(key), expected, found)
-        return data
+            info = self.head(key)
+            if (info.sha256, info.size) != (sha, size):
+                return False
+            self.get(key, max_bytes=size)  # the bytes hash to the stored checksum, which is ours
+        except (StorageError, ObjectNotFound, IntegrityError, ObjectTooLarge):
+            return False
+        return True
+
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        validate_key(key)
+        uri = self.uri(key)
+
+        def attempt(deadline: float) -> bytes:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            body = response["Body"]
+            try:
+                size = int(response["ContentLength"])
+                if max_bytes is not None and size > max_bytes:
+                    raise ObjectTooLarge(uri, size, max_bytes)
+                data = read_verified(body.read, size, response.get("Metadata", {}).get(SHA256_METADATA), uri,
+                                     deadline)
+            finally:
+                body.close()
+            return data
+
+        return self._attempts("read", key, attempt)
 
     def head(self, key: str) -> ObjectInfo:
-        try:
-            response = self.client.head_object(Bucket=self.bucket, Key=validate_key(key))
-        except (BotoCoreError, ClientError) as exc:
-            raise self._fail("look up", key, exc) from exc
+        validate_key(key)
+        response = self._attempts(
+            "look up", key, lambda deadline: self.client.head_object(Bucket=self.bucket, Key=key))
         return ObjectInfo(
             key=key,
             size=int(response["ContentLength"]),
@@ -330,25 +460,34 @@ class S3ObjectStore(ObjectStore):
         return True
 
     def delete(self, key: str) -> None:
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=validate_key(key))
-        except (BotoCoreError, ClientError) as exc:
-            raise self._fail("delete", key, exc) from exc
+        validate_key(key)
+        self._attempts("delete", key, lambda deadline: self.client.delete_object(Bucket=self.bucket, Key=key))
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        paginator = self.client.get_paginator("list_objects_v2")
-        try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                for item in page.get("Contents", []):
-                    yield ObjectInfo(
-                        key=item["Key"],
-                        size=int(item["Size"]),
-                        last_modified=item["LastModified"],
-                        sha256=None,  # S3 listings carry no user metadata; head() has it
-                        uri=f"s3://{self.bucket}/{item['Key']}",
-                    )
-        except (BotoCoreError, ClientError) as exc:
-            raise self._fail("list", prefix, exc) from exc
+        token: str | None = None
+        while True:
+            arguments = {"Bucket": self.bucket, "Prefix": prefix, **({"ContinuationToken": token} if token else {})}
+            page = self._attempts("list", prefix, lambda deadline: self.client.list_objects_v2(**arguments))
+            for item in page.get("Contents", []):
+                yield ObjectInfo(
+                    key=item["Key"],
+                    size=int(item["Size"]),
+                    last_modified=item["LastModified"],
+                    sha256=None,  # S3 listings carry no user metadata; head() has it
+                    uri=f"s3://{self.bucket}/{item['Key']}",
+                )
+            token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            if not token:
+                return
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth another attempt: the network, a timeout, a torn body, S3 busy, or bytes changed in transit."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return str(error.get("Code", "")) in TRANSIENT_CODES or status in (429, 500, 502, 503, 504)
+    return isinstance(exc, (ConnectionError, HTTPClientError, IncompleteReadError, TimeoutError, IntegrityError))
 
 
 def _now() -> datetime:

@@ -1,11 +1,12 @@
 """The object store as a Dagster resource: one key, two backends (local directory or S3).
 
 Sensors, assets and the CLI ask for ``object_store`` and never where they run (hooli's pattern).
-The S3 client comes from dagster-aws ``S3Resource``: botocore's ``standard`` retry mode with
-``max_attempts`` bounds retries; no hand-written retry loop. The resource holds the S3 settings
-only and builds that client when a store is first asked for: dagster-aws (and boto3) are imported
-by processes that use S3, never by every process that loads the definitions on the local backend
-(each spawned acquisition worker, the code server, `cvn`).
+The resource holds the S3 settings only and builds the client when a store is first asked for:
+dagster-aws (and boto3) are imported by processes that use S3, never by every process that loads
+the definitions on the local backend (each spawned acquisition worker, the code server, `cvn`).
+The client is built with our timeouts and botocore retries off, because ``S3ObjectStore`` owns
+the attempts (``max_attempts`` and a deadline cover torn bodies and checksum mismatches too,
+which botocore never retries).
 """
 
 
@@ -29,7 +30,10 @@ class ObjectStoreResource(dg.ConfigurableResource):
     bucket: str | None = Field(default=None, description="S3 bucket of the s3 backend")
     endpoint_url: str | None = Field(default=None, description="S3 endpoint (None = AWS); credentials: AWS_*")
     region_name: str | None = Field(default=None, description="S3 region")
-    max_attempts: int = Field(default=3, description="botocore 'standard' retry mode attempts")
+    max_attempts: int = Field(default=3, description="attempts per S3 operation (requests, torn bodies, checksum mismatches)")
+    connect_timeout: float = Field(default=5.0, gt=0, description="seconds to open a connection to S3")
+    read_timeout: float = Field(default=20.0, gt=0, description="seconds without a byte from S3 on a request")
+    deadline: float = Field(default=60.0, gt=0, description="seconds one S3 operation may take, retries included")
 
     @classmethod
     def from_settings(cls, settings: StorageSettings) -> "ObjectStoreResource":
@@ -41,6 +45,9 @@ class ObjectStoreResource(dg.ConfigurableResource):
             endpoint_url=settings.endpoint_url,
             region_name=settings.region_name,
             max_attempts=settings.max_attempts,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            deadline=settings.deadline,
         )
 
     def settings(self) -> StorageSettings:
@@ -52,6 +59,9 @@ class ObjectStoreResource(dg.ConfigurableResource):
             endpoint_url=self.endpoint_url,
             region_name=self.region_name,
             max_attempts=self.max_attempts,
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            deadline=self.deadline,
         )
 
     def store(self) -> ObjectStore:

@@ -7,8 +7,10 @@ otherwise the local directory ``CVN_STORAGE_ROOT`` (default ``$DAGSTER_HOME/cvn-
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -29,7 +31,12 @@ class StorageSettings(BaseModel):
     bucket: str | None = Field(default=None, pattern=BUCKET_PATTERN, description="S3 bucket")
     endpoint_url: str | None = Field(default=None, description="S3 endpoint (None = AWS)")
     region_name: str | None = None
-    max_attempts: int = Field(default=3, ge=1, le=10, description="botocore 'standard' retry mode attempts")
+    max_attempts: int = Field(default=3, ge=1, le=10,
+                              description="attempts per S3 operation: requests, torn bodies and checksum mismatches")
+    connect_timeout: float = Field(default=5.0, gt=0, le=300, description="seconds to open a connection to S3")
+    read_timeout: float = Field(default=20.0, gt=0, le=600, description="seconds without a byte from S3 on a request")
+    deadline: float = Field(default=60.0, gt=0, le=3600,
+                            description="seconds one S3 operation may take, all its attempts included")
 
     @field_validator("prefix")
     @classmethod
@@ -47,9 +54,27 @@ class StorageSettings(BaseModel):
                 bucket=env["CVN_S3_BUCKET"],
                 endpoint_url=env.get("CVN_S3_ENDPOINT_URL") or None,
                 region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-                max_attempts=int(env.get("CVN_S3_MAX_ATTEMPTS") or 3),
+                max_attempts=_number(env, "CVN_S3_MAX_ATTEMPTS", 3, int),
+                connect_timeout=_number(env, "CVN_S3_CONNECT_TIMEOUT", 5.0, float),
+                read_timeout=_number(env, "CVN_S3_READ_TIMEOUT", 20.0, float),
+                deadline=_number(env, "CVN_S3_DEADLINE", 60.0, float),
             )
         root = env.get("CVN_STORAGE_ROOT") or str(in_dagster_home(
             env, "cvn-objects", what="object store",
             instead="CVN_S3_BUCKET (S3) or CVN_STORAGE_ROOT (local directory)"))
         return cls(backend="local", prefix=prefix, local_root=root)
+
+
+def _number(env: Mapping[str, str], name: str, default: float, kind: type) -> Any:
+    """A positive number from ``name`` (``default`` when unset); ValueError naming the variable."""
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        unit = "a positive integer" if kind is int else "a positive number of seconds"
+        raise ValueError(f"{name} expected {unit}, found {raw!r}")
+    return value
