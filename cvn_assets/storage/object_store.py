@@ -55,6 +55,14 @@ class IntegrityError(ValueError):
         super().__init__(f"checksum mismatch at {uri}: stored sha256 {expected}, bytes hash to {found}")
 
 
+class ObjectExists(FileExistsError):
+    """A create-only write found the key taken: another writer created it first."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        super().__init__(f"object exists already: {uri}")
+
+
 class StorageError(RuntimeError):
     """The store could not be reached or refused the operation (endpoint, credentials, bucket)."""
 
@@ -92,6 +100,14 @@ class ObjectStore(ABC):
     @abstractmethod
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
         """Store ``data`` at ``key`` atomically and return what was stored."""
+
+    @abstractmethod
+    def put_if_absent(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
+        """Create ``key`` only if no object is there, atomically; raise ObjectExists otherwise.
+
+        Of two concurrent writers exactly one succeeds: the registration of a campaign relies
+        on it (the loser re-reads what the winner wrote instead of overwriting it).
+        """
 
     @abstractmethod
     def get(self, key: str) -> bytes:
@@ -164,6 +180,21 @@ class LocalObjectStore(ObjectStore):
             finally:
                 link.unlink(missing_ok=True)
             _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.uri(key)}: {exc.strerror or exc}") from exc
+        return ObjectInfo(key=key, size=len(data), last_modified=_now(), sha256=sha, uri=self.uri(key))
+
+    def put_if_absent(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
+        path = self.root / validate_key(key)
+        sha = sha256_hex(data)
+        try:
+            target = self._write_content(data, sha)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # symlink(2) creates the key or fails if any entry is there: the create-only step.
+            os.symlink(os.path.relpath(target, path.parent), path)
+            _fsync_dir(path.parent)
+        except FileExistsError:
+            raise ObjectExists(self.uri(key)) from None
         except OSError as exc:
             raise StorageError(f"cannot write {self.uri(key)}: {exc.strerror or exc}") from exc
         return ObjectInfo(key=key, size=len(data), last_modified=_now(), sha256=sha, uri=self.uri(key))
@@ -297,6 +328,23 @@ class S3ObjectStore(ObjectStore):
             raise self._fail("write", key, exc) from exc
         return ObjectInfo(key=key, size=len(data), last_modified=_now(), sha256=sha, uri=self.uri(key))
 
+    def put_if_absent(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
+        sha = sha256_hex(data)
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=validate_key(key), Body=data, ContentType=content_type,
+                Metadata={SHA256_METADATA: sha}, IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            # 412: the key exists. 409: a concurrent conditional write to the key is in flight
+            # (S3 lets exactly one of them win) — either way this writer did not create it.
+            if _conditional_write_lost(exc):
+                raise ObjectExists(self.uri(key)) from None
+            raise self._fail("write", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("write", key, exc) from exc
+        return ObjectInfo(key=key, size=len(data), last_modified=_now(), sha256=sha, uri=self.uri(key))
+
     def get(self, key: str) -> bytes:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=validate_key(key))
@@ -349,6 +397,12 @@ class S3ObjectStore(ObjectStore):
                     )
         except (BotoCoreError, ClientError) as exc:
             raise self._fail("list", prefix, exc) from exc
+
+
+def _conditional_write_lost(exc: ClientError) -> bool:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in {"PreconditionFailed", "ConditionalRequestConflict"} or status == 412
 
 
 def _now() -> datetime:
