@@ -21,6 +21,7 @@ exists``) and one of them would fail.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,31 @@ from cvn_assets.home import in_dagster_home
 EXPERIMENT = "cvn-s43-gates"
 CHALLENGER = "challenger"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
+
+
+class RegistryError(ConnectionError):
+    """MLflow could not be used (unreachable, refused, failed); the message names no credential."""
+
+
+def _redacted_errors(function: Callable[..., Any]) -> Callable[..., Any]:
+    """MLflow's errors echo the tracking URI with its user-info and query: re-raise them redacted,
+    without the original as cause (Dagster stores and prints an error's whole chain)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (ValueError, RegistryError):
+            raise
+        except Exception as exc:
+            from cvn_assets.redaction import redact_text
+
+            module = type(exc).__module__
+            if not module.startswith(("mlflow", "requests", "urllib3", "sqlalchemy")):
+                raise
+            raise RegistryError(redact_text(f"MLflow registry ({TRACKING_ENV}): {type(exc).__name__}: {exc}")) from None
+
+    return wrapper
 
 
 def tracking_uri_from_env(environ: Mapping[str, str] | None = None) -> str:
@@ -130,6 +156,7 @@ def _params(report: GateReport) -> dict[str, str]:
     return {name: ",".join(map(str, value)) if isinstance(value, list) else str(value) for name, value in spec.items()}
 
 
+@_redacted_errors
 def log_gate_evaluation(report: GateReport, tracking_uri: str) -> str:
     """Log one gate evaluation as an MLflow run; return its run id."""
     from mlflow.entities import Metric, Param, RunTag
@@ -172,6 +199,7 @@ def challenger_requirements() -> list[str]:
     return [f"{package}=={version(package)}" for package in ("mlflow", "scikit-learn", "numpy", "scipy", "skops")]
 
 
+@_redacted_errors
 def register_challengers(
     report: GateReport,
     tracking_uri: str,
@@ -227,6 +255,7 @@ def register_challengers(
     return registered
 
 
+@_redacted_errors
 def model_freshness_days(tracking_uri: str, crypto: str, now: datetime | None = None) -> float | None:
     """Age in days of the newest registered version of the crypto's model; None if there is none."""
     client = _client(tracking_uri)
@@ -238,6 +267,7 @@ def model_freshness_days(tracking_uri: str, crypto: str, now: datetime | None = 
     return (now.timestamp() * 1000 - newest) / 86_400_000
 
 
+@_redacted_errors
 def challenger_count(tracking_uri: str) -> int:
     """Registered models whose `challenger` alias is set (challengers not yet promoted)."""
     client = _client(tracking_uri)

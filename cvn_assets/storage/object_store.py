@@ -32,6 +32,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cvn_assets.redaction import redact_text, redact_url
+
 KEY_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 SHA256_METADATA = "sha256"  # S3 user metadata: x-amz-meta-sha256
 CONTENT_DIR = ".cvn-objects"
@@ -303,7 +305,7 @@ class S3ObjectStore(ObjectStore):
         return f"s3://{self.bucket}/{key}"
 
     def describe(self) -> str:
-        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        where = f" at {redact_url(self.endpoint_url)}" if self.endpoint_url else ""
         return f"S3 bucket {self.bucket}{where}"
 
     def _fail(self, action: str, key: str, exc: Exception) -> Exception:
@@ -314,8 +316,8 @@ class S3ObjectStore(ObjectStore):
             if code in {"NoSuchKey", "404", "NotFound"}:
                 return ObjectNotFound(where)
             message = error.get("Message", "")
-            return StorageError(f"cannot {action} {where} on {self.describe()}: {code} {message}".strip())
-        return StorageError(f"cannot {action} {where} on {self.describe()}: {exc}")
+            return StorageError(redact_text(f"cannot {action} {where} on {self.describe()}: {code} {message}".strip()))
+        return StorageError(f"cannot {action} {where} on {self.describe()}: {redact_text(str(exc))}")
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
         sha = sha256_hex(data)
@@ -325,7 +327,7 @@ class S3ObjectStore(ObjectStore):
                 Metadata={SHA256_METADATA: sha},
             )
         except (BotoCoreError, ClientError) as exc:
-            raise self._fail("write", key, exc) from exc
+            raise self._fail("write", key, exc) from None
         return ObjectInfo(key=key, size=len(data), last_modified=_now(), sha256=sha, uri=self.uri(key))
 
     def put_if_absent(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
@@ -340,9 +342,9 @@ class S3ObjectStore(ObjectStore):
             # (S3 lets exactly one of them win) — either way this writer did not create it.
             if _conditional_write_lost(exc):
                 raise ObjectExists(self.uri(key)) from None
-            raise self._fail("write", key, exc) from exc
+            raise self._fail("write", key, exc) from None
         except BotoCoreError as exc:
-            raise self._fail("write", key, exc) from exc
+            raise self._fail("write", key, exc) from None
         return ObjectInfo(key=key, size=len(data), last_modified=_now(), sha256=sha, uri=self.uri(key))
 
     def get(self, key: str) -> bytes:
@@ -381,7 +383,7 @@ class S3ObjectStore(ObjectStore):
         try:
             self.client.delete_object(Bucket=self.bucket, Key=validate_key(key))
         except (BotoCoreError, ClientError) as exc:
-            raise self._fail("delete", key, exc) from exc
+            raise self._fail("delete", key, exc) from None
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
@@ -396,7 +398,7 @@ class S3ObjectStore(ObjectStore):
                         uri=f"s3://{self.bucket}/{item['Key']}",
                     )
         except (BotoCoreError, ClientError) as exc:
-            raise self._fail("list", prefix, exc) from exc
+            raise self._fail("list", prefix, exc) from None
 
 
 def _conditional_write_lost(exc: ClientError) -> bool:
