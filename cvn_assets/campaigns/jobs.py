@@ -67,9 +67,12 @@ def register_campaign_op(context: dg.OpExecutionContext, config: LaunchDiscovery
     except ValidationError as exc:
         fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors())
         raise dg.Failure(description=f"invalid launch parameters — {fields}") from None
+    from cvn_assets.settings import SettingsError, load_settings, preflight
+
     try:
+        preflight(load_settings())  # every setting and backend checked before the manifest is written
         manifest = register_campaign(context.instance, object_store.store(), object_store.prefix, spec)
-    except CampaignConflict as exc:
+    except (CampaignConflict, SettingsError) as exc:
         raise dg.Failure(description=str(exc)) from None
     context.instance.add_run_tags(context.run_id, {CAMPAIGN_TAG: spec.campaign_id, STAGE_TAG: "launch"})
     context.log.info(f"registered campaign {spec.campaign_id}: {len(manifest.expected)} expected blobs "

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import os
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cvn_assets.contracts.keys import DEFAULT_PREFIX, validate_prefix
 from cvn_assets.home import in_dagster_home
 
-BUCKET_PATTERN = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+# Anchored: pydantic's ``pattern`` searches, so an unanchored one accepted "bucket/../x".
+BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+# The variable each field comes from, for messages that name what the user set.
+ENV_OF_FIELD = {"backend": "CVN_S3_BUCKET", "prefix": "CVN_S3_PREFIX", "local_root": "CVN_STORAGE_ROOT",
+                "bucket": "CVN_S3_BUCKET", "endpoint_url": "CVN_S3_ENDPOINT_URL", "region_name": "AWS_REGION",
+                "max_attempts": "CVN_S3_MAX_ATTEMPTS"}
 
 
 class StorageSettings(BaseModel):
@@ -36,6 +42,20 @@ class StorageSettings(BaseModel):
     def _prefix(cls, prefix: str) -> str:
         return validate_prefix(prefix)
 
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, url: str | None) -> str | None:
+        if url is None:
+            return url
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 — raises ValueError on a port that is not a number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or url != url.strip():
+            raise ValueError("expected an http(s)://host[:port] URL")
+        return url
+
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> StorageSettings:
         env = os.environ if environ is None else environ
@@ -47,7 +67,7 @@ class StorageSettings(BaseModel):
                 bucket=env["CVN_S3_BUCKET"],
                 endpoint_url=env.get("CVN_S3_ENDPOINT_URL") or None,
                 region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-                max_attempts=int(env.get("CVN_S3_MAX_ATTEMPTS") or 3),
+                max_attempts=env.get("CVN_S3_MAX_ATTEMPTS") or 3,  # type: ignore[arg-type]  # pydantic parses
             )
         root = env.get("CVN_STORAGE_ROOT") or str(in_dagster_home(
             env, "cvn-objects", what="object store",
