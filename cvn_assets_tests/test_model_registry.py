@@ -140,3 +140,45 @@ def test_mlflow_telemetry_is_off_unless_the_user_turns_it_on(setting, client_sta
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, check=True,
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == str(client_started)
+
+
+GATE_PROCESS = r"""
+import sys, time
+from pathlib import Path
+from cvn_assets.contracts.campaign import STORED
+from cvn_assets.gate.model_registry import challenger_count, log_gate_evaluation
+from cvn_assets.gate.report import GateReport
+
+report_file, uri, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+report = GateReport.model_validate_json(Path(report_file).read_text(), context=STORED)
+while not go.exists():
+    time.sleep(0.002)
+print(log_gate_evaluation(report, uri), challenger_count(uri))
+"""
+
+
+def test_concurrent_gates_on_a_fresh_home_create_the_registry_once(tmp_path):
+    """Three gate processes log to a registry that does not exist yet, released together."""
+    import subprocess
+    import sys
+
+    from cvn_assets_tests.fixtures.gate_reports import gate_spec, run_gate
+
+    report_file = tmp_path / "report.json"
+    report_file.write_text(run_gate(gate_spec("race-gate-001", ["XRPUSDC"])).report.model_dump_json())
+    home = tmp_path / "fresh_home"
+    home.mkdir()
+    uri = f"sqlite:///{home / 'mlflow.sqlite'}"
+    go = tmp_path / "go"
+    gates = [subprocess.Popen([sys.executable, "-c", GATE_PROCESS, str(report_file), uri, str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+             for _ in range(3)]
+    import time
+
+    time.sleep(8)  # every process has imported MLflow and waits at the barrier
+    go.touch()
+    outcomes = [gate.communicate(timeout=300) + (gate.returncode,) for gate in gates]
+    assert [code for _, _, code in outcomes] == [0, 0, 0], [err[-800:] for _, err, _ in outcomes]
+    runs = mlflow.MlflowClient(tracking_uri=uri).search_runs(
+        [mlflow.MlflowClient(tracking_uri=uri).get_experiment_by_name(EXPERIMENT).experiment_id])
+    assert len(runs) == 3 and {run.data.tags["campaign_id"] for run in runs} == {"race-gate-001"}

@@ -10,6 +10,7 @@ dead or slow channel never delays or blocks another.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
@@ -80,15 +81,32 @@ class LogChannel:
         return 1
 
 
+def validate_channel_url(url: str, env_var: str) -> None:
+    """An http(s) URL that urllib can send to, or ChannelConfigError naming the variable (never the value)."""
+    problem = None
+    if any(character.isspace() or not character.isprintable() for character in url):
+        problem = "it contains whitespace or control characters"
+    else:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 — raises ValueError on a port that is not a number
+        except ValueError:
+            problem = "it cannot be parsed as a URL"
+        else:
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                problem = "expected http(s)://host/…"
+    if problem:
+        raise ChannelConfigError(f"{env_var} is set but is not a usable http(s) URL: {problem} "
+                                 "(its value is not shown: it is a secret)")
+
+
 class HttpChannel:
     """POST one JSON document per alert to a URL held privately."""
 
     name = "http"
 
     def __init__(self, url: str, env_var: str, min_severity: Severity, retry: RetryPolicy):
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ChannelConfigError(f"{env_var} is set but is not an http(s) URL (its value is not shown: it is a secret)")
+        validate_channel_url(url, env_var)
         self.__url = url
         self.env_var = env_var
         self.min_severity = min_severity
@@ -134,6 +152,8 @@ class HttpChannel:
                 last = self._scrub(f"{type(reason).__name__}: {getattr(reason, 'strerror', None) or reason}")
             except (TimeoutError, ConnectionError) as exc:
                 last = self._scrub(f"{type(exc).__name__}: {exc}")
+            except (http.client.HTTPException, ValueError) as exc:  # e.g. InvalidURL: not retried
+                raise DeliveryError(f"{self.name}: cannot send ({type(exc).__name__}) — check {self.env_var}") from None
             if attempt < self.retry.max_attempts:
                 time.sleep(self.retry.delay(attempt, retry_after))
         raise DeliveryError(f"{self.name}: not delivered after {self.retry.max_attempts} attempt(s) ({last}; "

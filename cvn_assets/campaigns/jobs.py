@@ -10,7 +10,7 @@ import dagster as dg
 from pydantic import Field, ValidationError
 
 from cvn_assets.acquisition.assets import MARKET_CANDLES, S43_PREDICTIONS
-from cvn_assets.campaigns.registration import register_campaign
+from cvn_assets.campaigns.registration import CampaignConflict, register_campaign
 from cvn_assets.contracts.campaign import CampaignSpec, new_campaign_id
 from cvn_assets.gate.assets import S43_GATE
 from cvn_assets.partitions import acquisition_partitions, campaign_partitions
@@ -67,7 +67,13 @@ def register_campaign_op(context: dg.OpExecutionContext, config: LaunchDiscovery
     except ValidationError as exc:
         fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors())
         raise dg.Failure(description=f"invalid launch parameters — {fields}") from None
-    manifest = register_campaign(context.instance, object_store.store(), object_store.prefix, spec)
+    from cvn_assets.settings import SettingsError, load_settings, preflight
+
+    try:
+        preflight(load_settings())  # every setting and backend checked before the manifest is written
+        manifest = register_campaign(context.instance, object_store.store(), object_store.prefix, spec)
+    except (CampaignConflict, SettingsError) as exc:
+        raise dg.Failure(description=str(exc)) from None
     context.instance.add_run_tags(context.run_id, {CAMPAIGN_TAG: spec.campaign_id, STAGE_TAG: "launch"})
     context.log.info(f"registered campaign {spec.campaign_id}: {len(manifest.expected)} expected blobs "
                      f"over {', '.join(spec.cryptos)}; campaign_sensor launches the acquisitions")

@@ -15,6 +15,16 @@ from cvn_assets.cli.gate import gate_and_report, render_report
 from cvn_assets.contracts.campaign import CampaignSpec, new_campaign_id
 
 
+def check_configuration() -> None:
+    """Every setting valid and every backend reachable, before the first write (exit 2 otherwise)."""
+    from cvn_assets.settings import SettingsError, load_settings, preflight
+
+    try:
+        preflight(load_settings())
+    except SettingsError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
 @click.group("campaign")
 def campaign_group() -> None:
     """Discovery campaigns (manual §6.2)."""
@@ -44,6 +54,10 @@ def campaign_group() -> None:
 def launch_command(group: str, campaign_id: str | None, workers: int | None, as_json: bool, **options: object) -> None:
     """Validate, register and run a campaign: acquisitions, then the gate; print the verdict.
 
+    Before anything is written, every setting is checked and every backend (object store,
+    diagnostics database, MLflow, Dagster's PostgreSQL storage) is reached once: a bad one
+    exits 2 naming the variable.
+
     Every run goes through Dagster on the instance in DAGSTER_HOME, tagged cvn/campaign=ID, so
     `make dev` shows the partitions, the gate and its checks. Nothing is written for bad input
     (exit 2). Exit 0 whatever the verdict; 1 if the gate fails loud on a malformed blob.
@@ -55,6 +69,7 @@ def launch_command(group: str, campaign_id: str | None, workers: int | None, as_
         fail(validation_message(exc, "campaign"), EXIT_USAGE)
     if workers is not None and workers < 1:
         fail(f"--workers {workers} is invalid: expected at least 1", EXIT_USAGE)
+    check_configuration()
     require_dagster_home()
     store, settings = storage()
     import dagster as dg

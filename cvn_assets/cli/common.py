@@ -18,7 +18,7 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from cvn_assets.contracts.blob import BlobError
-from cvn_assets.storage.manifests import CampaignNotRegistered
+from cvn_assets.storage.manifests import CampaignConflict, CampaignNotRegistered
 from cvn_assets.storage.object_store import IntegrityError, ObjectNotFound, ObjectStore, StorageError
 from cvn_assets.storage.factory import build_object_store
 from cvn_assets.storage.settings import StorageSettings
@@ -58,7 +58,7 @@ def exit_codes(command: F) -> F:
         except ValidationError as exc:
             click.echo(f"error: {validation_message(exc, 'input')}", err=True)
             sys.exit(EXIT_USAGE)
-        except CampaignNotRegistered as exc:
+        except (CampaignNotRegistered, CampaignConflict) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_USAGE)
         except (BlobError, IntegrityError, StorageError, ObjectNotFound) as exc:

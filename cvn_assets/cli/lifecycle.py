@@ -29,7 +29,7 @@ from cvn_assets.operations.lifecycle import (
     verify_lifecycle,
 )
 from cvn_assets.operations.retention import sweep_local
-from cvn_assets.operations.s3_check import redact_url
+from cvn_assets.operations.s3_check import endpoint_text
 from cvn_assets.storage.object_store import LocalObjectStore
 from cvn_assets.storage.factory import s3_resource
 from cvn_assets.storage.settings import StorageSettings
@@ -63,7 +63,7 @@ def _desired(settings: StorageSettings, days: int, rules_file: str | None) -> li
 
 
 def _header(client: Any, settings: StorageSettings) -> str:
-    return f"lifecycle of s3://{settings.bucket} at {redact_url(client.meta.endpoint_url)}"
+    return f"lifecycle of s3://{settings.bucket} at {endpoint_text(client.meta.endpoint_url)}"
 
 
 def _rule_line(rule: Rule, scope: str) -> str:
@@ -104,7 +104,7 @@ def show_command(as_json: bool) -> None:
     lifecycle = read_lifecycle(client, settings.bucket or "")
     scope = owned_scope(settings.prefix)
     if as_json:
-        emit_json({"bucket": settings.bucket, "endpoint": redact_url(client.meta.endpoint_url), "scope": scope,
+        emit_json({"bucket": settings.bucket, "endpoint": endpoint_text(client.meta.endpoint_url), "scope": scope,
                    "rules": [{**rule, "_owned": rule_scope(rule).startswith(scope)} for rule in lifecycle.rules]})
         return
     click.echo(f"{_header(client, settings)}: {len(lifecycle.rules)} rule(s); ours = inside {scope}")

@@ -62,17 +62,23 @@ def state_command(as_json: bool, notify: bool) -> None:
     require_dagster_home()
     logger = _logger()
     settings = StateSettings()
+    channels = AlertChannelsResource()
+    if notify:
+        try:  # every channel URL checked before anything is read, sent or recorded
+            channels.dispatcher(logger)
+        except ChannelConfigError as exc:
+            fail(str(exc), EXIT_USAGE)
     try:
         diagnostics = diagnostics_resource()
         store, store_error = open_store(diagnostics)  # unreachable → unknown; malformed URL → exit 2
     except ValueError as exc:
-        from cvn_assets.state.sources import redact
+        from cvn_assets.redaction import redact_text
 
-        fail(f"diagnostics store (CVN_DIAGNOSTICS_URL): {redact(str(exc))}", EXIT_USAGE)
+        fail(f"diagnostics store (CVN_DIAGNOSTICS_URL): {redact_text(str(exc))}", EXIT_USAGE)
     with dg.DagsterInstance.get() as instance:
         if notify:
             try:
-                outcome, errors = evaluate_and_notify(instance, diagnostics, AlertChannelsResource(), logger,
+                outcome, errors = evaluate_and_notify(instance, diagnostics, channels, logger,
                                                       settings=settings, source="cvn state --notify")
             except ChannelConfigError as exc:
                 fail(str(exc), EXIT_USAGE)

@@ -22,7 +22,7 @@ from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 from cvn_assets.diagnostics.tables import (
-    SIGNAL_FLOATS, SIGNAL_INTEGERS, crypto_signals, gate_verdicts, global_state,
+    SIGNAL_FLOATS, SIGNAL_INTEGERS, alert_claims, crypto_signals, gate_verdicts, global_state,
 )
 from cvn_assets.gate.report import GateReport
 
@@ -196,6 +196,22 @@ class DiagnosticsStore:
                 "evaluated_at": _utc(evaluated_at), "state": state, "previous_state": previous_state,
                 "rules": json.dumps(list(rules), default=str), "signals": json.dumps(dict(signals), default=str),
             }])
+
+    def claim_alert(self, claim_key: str, kind: str, state: str, claimed_by: str,
+                    at: datetime) -> tuple[bool, datetime]:
+        """Claim one notification: (True, at) for the one caller whose insert wins, else (False,
+        when the winner claimed it). The primary key decides, not a read-then-write."""
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(sa.insert(alert_claims), [{
+                    "claim_key": claim_key, "kind": kind, "state": state, "claimed_by": claimed_by[:128],
+                    "claimed_at": _utc(at)}])
+            return True, _utc(at)
+        except sa.exc.IntegrityError:
+            with self.engine.connect() as connection:
+                claimed_at = connection.execute(sa.select(alert_claims.c.claimed_at).where(
+                    alert_claims.c.claim_key == claim_key)).scalar_one()
+            return False, _utc(claimed_at)
 
     def latest_global_state(self) -> dict[str, Any] | None:
         with self.engine.connect() as connection:

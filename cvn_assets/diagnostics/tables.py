@@ -59,3 +59,15 @@ global_state = sa.Table(
     sa.Column("rules", sa.Text, nullable=False),
     sa.Column("signals", sa.Text, nullable=False),
 )
+
+# One row per notification decided (a transition, a repeat, a retry), keyed by what the deciding
+# evaluator knew: the primary key lets exactly one of several concurrent evaluators insert it,
+# and only that one sends (state/check.py).
+alert_claims = sa.Table(
+    "cvn_alert_claims", metadata,
+    sa.Column("claim_key", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(8), nullable=False),
+    sa.Column("claimed_by", sa.String(128), nullable=False),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+)

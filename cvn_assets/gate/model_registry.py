@@ -11,11 +11,19 @@ diagnostic as version tags. Re-registering the same campaign reuses its version.
 With a SQLite tracking store, artifacts live in ``mlflow-artifacts/`` next to the database file
 (MLflow's own default is ``./mlruns`` under whatever directory the process started in, which a
 pod loses); a tracking server decides its artifact root itself.
+
+A SQLite store is created (MLflow runs its alembic migrations on first use) once, under an
+exclusive file lock beside the database: concurrent gates on a fresh DAGSTER_HOME would otherwise
+migrate the same file at once (``duplicate column name``, ``_alembic_tmp_experiments already
+exists``) and one of them would fail.
 """
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +40,31 @@ CHALLENGER = "challenger"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 
 
+class RegistryError(ConnectionError):
+    """MLflow could not be used (unreachable, refused, failed); the message names no credential."""
+
+
+def _redacted_errors(function: Callable[..., Any]) -> Callable[..., Any]:
+    """MLflow's errors echo the tracking URI with its user-info and query: re-raise them redacted,
+    without the original as cause (Dagster stores and prints an error's whole chain)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (ValueError, RegistryError):
+            raise
+        except Exception as exc:
+            from cvn_assets.redaction import redact_text
+
+            module = type(exc).__module__
+            if not module.startswith(("mlflow", "requests", "urllib3", "sqlalchemy")):
+                raise
+            raise RegistryError(redact_text(f"MLflow registry ({TRACKING_ENV}): {type(exc).__name__}: {exc}")) from None
+
+    return wrapper
+
+
 def tracking_uri_from_env(environ: Mapping[str, str] | None = None) -> str:
     """MLFLOW_TRACKING_URI, else a SQLite registry in DAGSTER_HOME (the embedded default)."""
     env = os.environ if environ is None else environ
@@ -44,27 +77,78 @@ def model_name(crypto: str) -> str:
     return f"cvn-s43-{crypto}"
 
 
-def _client(tracking_uri: str):
-    import mlflow
-
-    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+_INITIALISED: set[str] = set()  # SQLite stores this process has seen created (or created itself)
+_INITIALISING = threading.Lock()
 
 
-def artifact_location(tracking_uri: str) -> str | None:
-    """Where a new experiment keeps its artifacts: beside a SQLite store; the server's choice otherwise."""
+def sqlite_database(tracking_uri: str) -> Path | None:
+    """The database file of a SQLite tracking URI; None for any other store."""
     if not tracking_uri.startswith("sqlite:///"):
         return None
     database = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
     if not database or database == ":memory:":
         raise ValueError(f"{TRACKING_ENV} {tracking_uri!r}: expected a SQLite file, found an in-memory database")
-    return (Path(database).resolve().parent / "mlflow-artifacts").as_uri()
+    return Path(database)
+
+
+def ensure_store(tracking_uri: str) -> None:
+    """Create (or upgrade) a SQLite tracking and registry store once, one process at a time.
+
+    The first caller migrates under an exclusive ``flock`` on ``<database>.init-lock``; the others
+    wait for it, then find the schema at head. A tracking server migrates itself: nothing to do.
+    """
+    database = sqlite_database(tracking_uri)
+    if database is None or tracking_uri in _INITIALISED:
+        return
+    import mlflow
+
+    with _INITIALISING:
+        if tracking_uri in _INITIALISED:
+            return
+        lock_path = database.with_name(database.name + ".init-lock")
+        try:
+            handle = open(lock_path, "a")
+        except OSError as exc:
+            raise ValueError(f"{TRACKING_ENV}: cannot create the SQLite registry {database}: expected a writable "
+                             f"existing directory {database.parent}, found {exc.strerror or exc}") from None
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+                client.search_experiments(max_results=1)  # creates / migrates the tracking tables
+                client.search_registered_models(max_results=1)  # and the registry's
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        _INITIALISED.add(tracking_uri)
+
+
+def _client(tracking_uri: str):
+    import mlflow
+
+    ensure_store(tracking_uri)
+    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside a SQLite store; the server's choice otherwise."""
+    database = sqlite_database(tracking_uri)
+    if database is None:
+        return None
+    return (database.resolve().parent / "mlflow-artifacts").as_uri()
 
 
 def _experiment_id(client: Any, tracking_uri: str) -> str:
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is not None:
         return experiment.experiment_id
-    return client.create_experiment(EXPERIMENT, artifact_location=artifact_location(tracking_uri))
+    try:
+        return client.create_experiment(EXPERIMENT, artifact_location=artifact_location(tracking_uri))
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(EXPERIMENT).experiment_id  # a concurrent gate created it
 
 
 def _params(report: GateReport) -> dict[str, str]:
@@ -72,6 +156,7 @@ def _params(report: GateReport) -> dict[str, str]:
     return {name: ",".join(map(str, value)) if isinstance(value, list) else str(value) for name, value in spec.items()}
 
 
+@_redacted_errors
 def log_gate_evaluation(report: GateReport, tracking_uri: str) -> str:
     """Log one gate evaluation as an MLflow run; return its run id."""
     from mlflow.entities import Metric, Param, RunTag
@@ -114,6 +199,7 @@ def challenger_requirements() -> list[str]:
     return [f"{package}=={version(package)}" for package in ("mlflow", "scikit-learn", "numpy", "scipy", "skops")]
 
 
+@_redacted_errors
 def register_challengers(
     report: GateReport,
     tracking_uri: str,
@@ -169,6 +255,7 @@ def register_challengers(
     return registered
 
 
+@_redacted_errors
 def model_freshness_days(tracking_uri: str, crypto: str, now: datetime | None = None) -> float | None:
     """Age in days of the newest registered version of the crypto's model; None if there is none."""
     client = _client(tracking_uri)
@@ -180,6 +267,7 @@ def model_freshness_days(tracking_uri: str, crypto: str, now: datetime | None = 
     return (now.timestamp() * 1000 - newest) / 86_400_000
 
 
+@_redacted_errors
 def challenger_count(tracking_uri: str) -> int:
     """Registered models whose `challenger` alias is set (challengers not yet promoted)."""
     client = _client(tracking_uri)

@@ -344,9 +344,9 @@ class BucketLifecycle:
 
 
 def _where(client: Any, bucket: str) -> str:
-    from cvn_assets.operations.s3_check import redact_url
+    from cvn_assets.operations.s3_check import endpoint_text
 
-    return f"s3://{bucket} at {redact_url(client.meta.endpoint_url)}"
+    return f"s3://{bucket} at {endpoint_text(client.meta.endpoint_url)}"
 
 
 def read_lifecycle(client: Any, bucket: str) -> BucketLifecycle:
@@ -377,7 +377,7 @@ def write_lifecycle(client: Any, bucket: str, lifecycle: BucketLifecycle) -> Non
 
 
 def _error(action: str, client: Any, bucket: str, exc: Exception) -> LifecycleError:
-    from cvn_assets.operations.s3_check import redact_text
+    from cvn_assets.redaction import redact_text
 
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})

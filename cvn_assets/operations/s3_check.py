@@ -12,12 +12,11 @@ Nothing here prints or returns a credential: endpoints are shown without user-in
 
 from __future__ import annotations
 
-import re
 import socket
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -30,6 +29,7 @@ from botocore.exceptions import (
 from pydantic import BaseModel, ConfigDict, Field
 
 from cvn_assets.contracts.keys import MANIFEST_NAME, validate_prefix
+from cvn_assets.redaction import redact_text, redact_url
 from cvn_assets.storage.settings import StorageSettings
 
 # A top-level prefix of the bucket is scanned for campaign manifests only when ours holds none;
@@ -108,23 +108,9 @@ class S3Diagnosis(BaseModel):
 # pure parts
 
 
-_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
-
-
-def redact_url(url: str | None) -> str:
-    """An endpoint as it may be printed: no user-info, no query string, no fragment."""
-    if not url:
-        return "(AWS default endpoint)"
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def redact_text(text: str) -> str:
-    """Remove any ``scheme://user:secret@`` user-info an error message may carry."""
-    return _USERINFO.sub(lambda m: f"{m['scheme']}***@", text)
+def endpoint_text(url: str | None) -> str:
+    """An endpoint as printed: redacted (cvn_assets.redaction), or botocore's default."""
+    return redact_url(url) if url else "(AWS default endpoint)"
 
 
 def classify_error(exc: BaseException) -> tuple[Finding, str | None, str]:
@@ -299,7 +285,7 @@ def probe(settings: StorageSettings, client: Any | None = None) -> S3Facts:
                          f"{settings.local_root!r}")
     client = client or diagnostic_client(settings)
     endpoint_url = client.meta.endpoint_url
-    base = dict(endpoint=redact_url(endpoint_url), bucket=settings.bucket, prefix=settings.prefix,
+    base = dict(endpoint=endpoint_text(endpoint_url), bucket=settings.bucket, prefix=settings.prefix,
                 region=client.meta.region_name)
     parts = urlsplit(endpoint_url)
     host = parts.hostname or ""

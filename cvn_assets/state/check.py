@@ -5,11 +5,20 @@ policy → send through the channels → record (``global_state`` observation + 
 row) whenever the state, its rules or the notification changed, or the record is older than the
 settings' interval. The memory is written right after a send, so a crash later in the tick does
 not make the next evaluation send again.
+
+Several evaluators may decide the same notification at once (the sensor and two operators'
+``cvn state --notify``): before sending, each claims it in the diagnostics database
+(``cvn_alert_claims``, keyed by what the evaluator knew of the last notification); one insert
+wins and only its evaluator sends, the others take the notification as told. Without a
+reachable diagnostics database there is nothing shared to claim in, and the evaluator sends.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +88,15 @@ class StateRecorder:
                 signals=signals_summary(signals, rows),
             ))
 
+    def claim(self, key: str, kind: str, state: str, now: datetime) -> tuple[bool, datetime]:
+        """Whether this evaluator may send the notification ``key``; if not, when the winner claimed it."""
+        if self.store is None:
+            return True, now
+        claimed_by = f"{self.source} on {socket.gethostname()} pid {os.getpid()}"
+        outcome = self._try("claim the alert in cvn_alert_claims",
+                            lambda: self.store.claim_alert(key, kind, state, claimed_by, now))
+        return outcome if outcome is not None else (True, now)
+
     def _try(self, what: str, action) -> Any:
         try:
             return action()
@@ -87,6 +105,23 @@ class StateRecorder:
                 raise
             self.errors.append(f"{what}: {describe_error(exc)}")
             return None
+
+
+def claim_key(memory: AlertMemory, kind: str, state: str, pending: list[str] | None = None) -> str:
+    """The identity of one notification: its kind and state, and the last notification the deciding
+    evaluator knew of. Concurrent evaluators loading the same memory compute the same key; once a
+    notification is recorded, the next one has another key."""
+    parts = [kind, state, memory.notified_state.value if memory.notified_state else "-",
+             memory.notified_at.isoformat() if memory.notified_at else "-"]
+    if pending is not None:  # a retry: each attempt is a log record of its own
+        parts += [memory.log[-1].at.isoformat() if memory.log else "-", ",".join(pending)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+def _told_by_another(memory: AlertMemory, evaluation: StateEvaluation, claimed_at: datetime) -> AlertMemory:
+    """The memory of an evaluator whose claim lost: the state was told (by the winner), at its claim."""
+    return memory.model_copy(update={"notified_state": evaluation.state, "notified_rules": sorted(evaluation.rule_states),
+                                     "notified_at": claimed_at, "pending_channels": []})
 
 
 def run_state_check(
@@ -122,13 +157,25 @@ def run_state_check(
         if dispatcher is None:
             raise ValueError("notify=True needs the alert channels (dispatcher)")
         decision = decide(evaluation, memory, policy, now)
-        if decision.kind is not None:
+        retrying = (decision.kind is None and bool(memory.pending_channels)
+                    and memory.notified_state == evaluation.state)
+        won, claimed_at = True, now
+        if (decision.kind is not None or retrying) and recorder is not None:
+            kind = decision.kind.value if decision.kind is not None else "retry"
+            won, claimed_at = recorder.claim(
+                claim_key(memory, kind, evaluation.state.value, memory.pending_channels if retrying else None),
+                kind, evaluation.state.value, now)
+        if not won:
+            decision = decision.model_copy(update={
+                "kind": None, "reason": f"{decision.reason} — sent by another evaluator (claimed at {claimed_at.isoformat()})"})
+            new_memory = _told_by_another(new_memory, evaluation, claimed_at)
+        elif decision.kind is not None:
             report = dispatcher.deliver(state_alert(evaluation, decision, now))
             delivered, failed = report.delivered, report.failed
             new_memory = remember_notification(new_memory, evaluation, decision, now, report.delivered,
                                                report.failed, policy)
             sent = True
-        elif memory.pending_channels and memory.notified_state == evaluation.state:
+        elif retrying:
             # The last notification did not reach every channel: try those again, same content.
             last_kind = NotificationKind(memory.log[-1].kind) if memory.log and memory.log[-1].kind in \
                 NotificationKind._value2member_map_ else NotificationKind.REPEAT

@@ -9,8 +9,6 @@ Errors that are not about reaching a source (a bug) propagate.
 from __future__ import annotations
 
 import math
-import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +16,7 @@ from typing import Any
 
 import dagster as dg
 
+from cvn_assets.redaction import redact_text
 from cvn_assets.state.infra import InfraProbe, infra_health
 from cvn_assets.state.settings import StateSettings
 from cvn_assets.state.signals import (
@@ -32,24 +31,10 @@ def source_unreachable(exc: Exception) -> bool:
     return isinstance(exc, OSError) or module.startswith(("sqlalchemy", "mlflow", "psycopg2", "requests", "urllib3"))
 
 
-SECRET_VARIABLES = ("CVN_ALERT_WEBHOOK_URL", "CVN_SLACK_WEBHOOK_URL", "CVN_SMS_WEBHOOK_URL",
-                    "CVN_DIAGNOSTICS_URL", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD")
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s'\"]+@", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """Remove what may be a secret from an error text: configured URLs/tokens, URL credentials."""
-    for name in SECRET_VARIABLES:
-        value = os.environ.get(name)
-        if value and len(value) > 3:
-            text = text.replace(value, f"${name}")
-    return _URL_CREDENTIALS.sub(lambda m: m["scheme"] + "***@", text)
-
-
 def describe_error(exc: Exception) -> str:
     """One line naming the error, safe to show in the state (metadata, logs, --json)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return redact(f"{type(exc).__name__}: {text}")[:300]
+    return redact_text(f"{type(exc).__name__}: {text}")[:300]
 
 
 def _utc(moment: datetime) -> datetime:

@@ -13,9 +13,20 @@ class CampaignNotRegistered(LookupError):
     """No manifest for this campaign id under the configured prefix."""
 
 
+class CampaignConflict(ValueError):
+    """The campaign id is registered already with another spec (bad input: choose another id)."""
+
+
 def write_manifest(store: ObjectStore, prefix: str, manifest: CampaignManifest) -> str:
     key = manifest_key(prefix, manifest.campaign_id)
     store.put(key, manifest.model_dump_json(indent=2).encode(), content_type="application/json")
+    return key
+
+
+def create_manifest(store: ObjectStore, prefix: str, manifest: CampaignManifest) -> str:
+    """Write the manifest only if the campaign has none: raise ObjectExists if another writer won."""
+    key = manifest_key(prefix, manifest.campaign_id)
+    store.put_if_absent(key, manifest.model_dump_json(indent=2).encode(), content_type="application/json")
     return key
 
 

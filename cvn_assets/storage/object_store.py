@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError, IncompleteReadError
+
+from cvn_assets.redaction import redact_text, redact_url
 
 T = TypeVar("T")
 
@@ -64,6 +65,14 @@ class IntegrityError(ValueError):
         super().__init__(f"checksum mismatch at {uri}: stored sha256 {expected}, bytes hash to {found}")
 
 
+class ObjectExists(FileExistsError):
+    """A create-only write found the key taken: another writer created it first."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        super().__init__(f"object exists already: {uri}")
+
+
 class StorageError(RuntimeError):
     """The store could not be reached or refused the operation (endpoint, credentials, bucket)."""
 
@@ -89,19 +98,6 @@ class ObjectInfo:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def redact_url(url: str) -> str:
-    """An endpoint URL fit for messages: scheme, host, port and path; never user-info or query."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<unparseable endpoint URL>"
-    if not parts.scheme or not host:
-        return "<unparseable endpoint URL>"
-    return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
 def read_verified(read: Any, size: int, expected: str | None, uri: str, deadline: float | None = None) -> bytes:
@@ -148,6 +144,15 @@ class ObjectStore(ABC):
     @abstractmethod
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
         """Store ``data`` at ``key`` atomically and return what was stored."""
+
+    @abstractmethod
+    def put_if_absent(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
+        """Create ``key`` only if no object is there, atomically; raise ObjectExists otherwise.
+
+        Of two concurrent writers exactly one succeeds: the registration of a campaign relies
+        on it (the loser re-reads what the winner wrote instead of overwriting it).
+        """
+
 
     @abstractmethod
     def get(self, key: str, max_bytes: int | None = None) -> bytes:
@@ -224,6 +229,21 @@ class LocalObjectStore(ObjectStore):
             finally:
                 link.unlink(missing_ok=True)
             _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.uri(key)}: {exc.strerror or exc}") from exc
+        return ObjectInfo(key=key, size=len(data), last_modified=_now(), sha256=sha, uri=self.uri(key))
+
+    def put_if_absent(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
+        path = self.root / validate_key(key)
+        sha = sha256_hex(data)
+        try:
+            target = self._write_content(data, sha)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # symlink(2) creates the key or fails if any entry is there: the create-only step.
+            os.symlink(os.path.relpath(target, path.parent), path)
+            _fsync_dir(path.parent)
+        except FileExistsError:
+            raise ObjectExists(self.uri(key)) from None
         except OSError as exc:
             raise StorageError(f"cannot write {self.uri(key)}: {exc.strerror or exc}") from exc
         return ObjectInfo(key=key, size=len(data), last_modified=_now(), sha256=sha, uri=self.uri(key))
@@ -368,7 +388,7 @@ class S3ObjectStore(ObjectStore):
         if started is not None:
             tried = (f" after {attempts} attempt(s) in {time.monotonic() - started:.1f} s "
                      f"(CVN_S3_MAX_ATTEMPTS={self.max_attempts}, CVN_S3_DEADLINE={self.deadline:g} s)")
-        return StorageError(f"cannot {action} {where} on {self.describe()}{tried}: {detail} ({SCENARIO_C})")
+        return StorageError(redact_text(f"cannot {action} {where} on {self.describe()}{tried}: {detail} ({SCENARIO_C})"))
 
     def _attempts(self, action: str, key: str, operation: Any) -> Any:
         """Run ``operation(deadline)`` until it succeeds, fails for good, or the budget is spent.
@@ -409,6 +429,23 @@ class S3ObjectStore(ObjectStore):
             # object): the write succeeded iff the complete object, with our checksum, is there.
             if not self._stored(key, sha, len(data)):
                 raise
+        return ObjectInfo(key=key, size=len(data), last_modified=_now(), sha256=sha, uri=self.uri(key))
+
+    def put_if_absent(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
+        sha = sha256_hex(data)
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=validate_key(key), Body=data, ContentType=content_type,
+                Metadata={SHA256_METADATA: sha}, IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            # 412: the key exists. 409: a concurrent conditional write to the key is in flight
+            # (S3 lets exactly one of them win) — either way this writer did not create it.
+            if _conditional_write_lost(exc):
+                raise ObjectExists(self.uri(key)) from None
+            raise self._fail("write", key, exc) from None
+        except BotoCoreError as exc:
+            raise self._fail("write", key, exc) from None
         return ObjectInfo(key=key, size=len(data), last_modified=_now(), sha256=sha, uri=self.uri(key))
 
     def _stored(self, key: str, sha: str, size: int) -> bool:
@@ -488,6 +525,12 @@ def _transient(exc: BaseException) -> bool:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return str(error.get("Code", "")) in TRANSIENT_CODES or status in (429, 500, 502, 503, 504)
     return isinstance(exc, (ConnectionError, HTTPClientError, IncompleteReadError, TimeoutError, IntegrityError))
+
+
+def _conditional_write_lost(exc: ClientError) -> bool:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in {"PreconditionFailed", "ConditionalRequestConflict"} or status == 412
 
 
 def _now() -> datetime:

@@ -11,13 +11,20 @@ import math
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from cvn_assets.contracts.keys import DEFAULT_PREFIX, validate_prefix
 from cvn_assets.home import in_dagster_home
 
-BUCKET_PATTERN = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+# Anchored: pydantic's ``pattern`` searches, so an unanchored one accepted "bucket/../x".
+BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+# The variable each field comes from, for messages that name what the user set.
+ENV_OF_FIELD = {"backend": "CVN_S3_BUCKET", "prefix": "CVN_S3_PREFIX", "local_root": "CVN_STORAGE_ROOT",
+                "bucket": "CVN_S3_BUCKET", "endpoint_url": "CVN_S3_ENDPOINT_URL", "region_name": "AWS_REGION",
+                "max_attempts": "CVN_S3_MAX_ATTEMPTS", "connect_timeout": "CVN_S3_CONNECT_TIMEOUT",
+                "read_timeout": "CVN_S3_READ_TIMEOUT", "deadline": "CVN_S3_DEADLINE"}
 
 
 class StorageSettings(BaseModel):
@@ -42,6 +49,20 @@ class StorageSettings(BaseModel):
     @classmethod
     def _prefix(cls, prefix: str) -> str:
         return validate_prefix(prefix)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, url: str | None) -> str | None:
+        if url is None:
+            return url
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 — raises ValueError on a port that is not a number
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or url != url.strip():
+            raise ValueError("expected an http(s)://host[:port] URL")
+        return url
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> StorageSettings:
