@@ -23,17 +23,24 @@ from cvn_assets.runs import ACQUIRE_JOB, GATE_JOB, acquisition_tags, gate_tags, 
 from cvn_assets.storage.object_store import ObjectStore
 
 
-# What the terminal shows of a run: warnings and errors. Every event still goes to the instance's
-# event log, which the UI reads; Dagster's preview/beta notices (partitioned checks, the
-# multi-to-single partition mapping) are known and documented in docs/architecture.md.
-CONSOLE_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# What the terminal shows of a run. Quiet (the default): nothing — the command prints one line per
+# run with the root cause of a failure, and every event (stack traces included) still goes to the
+# instance's event log, which the UI and `dagster`/`dg` read. Verbose (`cvn -v`): warnings and
+# errors, stack traces included.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+VERBOSE_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def quiet_dagster_notices() -> None:
-    import warnings
+def quiet_libraries(verbose: bool) -> None:
+    """Keep MLflow's notices (table creation, "Successfully registered model") off stderr unless verbose.
 
-    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    MLflow prints them through its own stream, not the logging levels; ``cvn -v`` keeps them.
+    """
+    if verbose:
+        return
+    from mlflow.utils.logging_utils import disable_logging
+
+    disable_logging()
 
 
 @dataclass(frozen=True)
@@ -45,36 +52,40 @@ class RunOutcome:
     errors: list[str]
 
 
-def _execute(job_name: str, partition_key: str | dg.MultiPartitionKey, tags: dict[str, str], label: str) -> RunOutcome:
-    quiet_dagster_notices()
+def _execute(job_name: str, partition_key: str | dg.MultiPartitionKey, tags: dict[str, str], label: str,
+             verbose: bool) -> RunOutcome:
     from cvn_assets.definitions import build_defs
 
     started = time.monotonic()
     job = build_defs().resolve_job_def(job_name)
+    if job_name == GATE_JOB:  # the gate registers challengers in MLflow; acquisitions never import it
+        quiet_libraries(verbose)
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(instance=instance, partition_key=partition_key, tags=tags,
-                                        run_config=CONSOLE_RUN_CONFIG, raise_on_error=False)
+                                        run_config=VERBOSE_RUN_CONFIG if verbose else QUIET_RUN_CONFIG,
+                                        raise_on_error=False)
     return RunOutcome(label=label, run_id=result.run_id, success=result.success,
                       seconds=round(time.monotonic() - started, 1), errors=step_failures(result))
 
 
-def run_acquisition(campaign_id: str, crypto: str) -> RunOutcome:
+def run_acquisition(campaign_id: str, crypto: str, verbose: bool = False) -> RunOutcome:
     return _execute(ACQUIRE_JOB, acquisition_partition_key(campaign_id, crypto),
-                    acquisition_tags(campaign_id, crypto), crypto)
+                    acquisition_tags(campaign_id, crypto), crypto, verbose)
 
 
 def run_acquisitions(
-    campaign_id: str, cryptos: Sequence[str], workers: int, on_done: Callable[[RunOutcome], None]
+    campaign_id: str, cryptos: Sequence[str], workers: int, on_done: Callable[[RunOutcome], None],
+    verbose: bool = False,
 ) -> list[RunOutcome]:
     if workers <= 1:
         outcomes = []
         for crypto in cryptos:
-            outcomes.append(run_acquisition(campaign_id, crypto))
+            outcomes.append(run_acquisition(campaign_id, crypto, verbose))
             on_done(outcomes[-1])
         return outcomes
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(run_acquisition, campaign_id, crypto) for crypto in cryptos]
+        futures = [pool.submit(run_acquisition, campaign_id, crypto, verbose) for crypto in cryptos]
         outcomes = []
         for future in as_completed(futures):
             outcomes.append(future.result())
@@ -83,8 +94,8 @@ def run_acquisitions(
     return sorted(outcomes, key=lambda outcome: order[outcome.label])
 
 
-def run_gate(campaign_id: str) -> RunOutcome:
-    return _execute(GATE_JOB, campaign_id, gate_tags(campaign_id), "gate")
+def run_gate(campaign_id: str, verbose: bool = False) -> RunOutcome:
+    return _execute(GATE_JOB, campaign_id, gate_tags(campaign_id), "gate", verbose)
 
 
 def read_report(store: ObjectStore, prefix: str, campaign_id: str) -> GateReport:

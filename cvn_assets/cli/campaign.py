@@ -11,7 +11,18 @@ from pydantic import ValidationError
 
 from cvn_assets.campaigns.registration import register_campaign
 from cvn_assets.campaigns.runner import RunOutcome, run_acquisitions
-from cvn_assets.cli.common import EXIT_USAGE, emit_json, exit_codes, fail, progress, require_dagster_home, storage, validation_message
+from cvn_assets.cli.common import (
+    EXIT_USAGE,
+    emit_json,
+    exit_codes,
+    fail,
+    heartbeat,
+    progress,
+    require_dagster_home,
+    storage,
+    validation_message,
+    verbose,
+)
 from cvn_assets.cli.gate import gate_and_report, render_report
 from cvn_assets.contracts.campaign import CampaignSpec, new_campaign_id
 
@@ -73,7 +84,9 @@ def launch_command(group: str, campaign_id: str | None, workers: int, as_json: b
         state = "ok" if outcome.success else "FAILED — " + "; ".join(outcome.errors)
         progress(f"  [{done}/{len(cryptos)}] acquisition {outcome.label}: {state} ({outcome.seconds:.1f} s, run {outcome.run_id[:8]})")
 
-    acquisitions = run_acquisitions(spec.campaign_id, cryptos, min(workers, len(cryptos)), on_done)
+    progress(f"  starting {min(workers, len(cryptos))} acquisition worker(s) (each loads the Dagster definitions) …")
+    with heartbeat(f"acquisitions running, {len(cryptos)} crypto(s)"):
+        acquisitions = run_acquisitions(spec.campaign_id, cryptos, min(workers, len(cryptos)), on_done, verbose())
     progress(f"acquisitions finished in {time.monotonic() - started:.1f} s; gating …")
     gate_outcome, report = gate_and_report(spec.campaign_id)
     progress(f"campaign finished in {time.monotonic() - started:.1f} s")

@@ -5,7 +5,18 @@ from __future__ import annotations
 import click
 
 from cvn_assets.campaigns.runner import RunOutcome, read_report, run_gate
-from cvn_assets.cli.common import EXIT_ERROR, emit_json, exit_codes, fail, progress, require_dagster_home, storage
+from cvn_assets.cli.common import (
+    EXIT_ERROR,
+    EXIT_USAGE,
+    emit_json,
+    exit_codes,
+    fail,
+    heartbeat,
+    progress,
+    require_dagster_home,
+    storage,
+    verbose,
+)
 from cvn_assets.contracts.identifiers import validate_campaign_id
 from cvn_assets.gate.report import GateReport
 from cvn_assets.storage.manifests import read_manifest
@@ -40,10 +51,12 @@ def _num(value: object) -> str:
 
 def gate_and_report(campaign_id: str) -> tuple[RunOutcome, GateReport]:
     """Run the gate job; fail loud (exit 1) with the root cause when the gate run fails."""
-    outcome = run_gate(campaign_id)
+    with heartbeat("gating: reading the cohort, scoring, recording"):
+        outcome = run_gate(campaign_id, verbose())
     if not outcome.success:
         fail(f"gate run {outcome.run_id} of campaign {campaign_id} failed:\n  " + "\n  ".join(outcome.errors)
-             + "\n  (runbook scenario B: `cvn blob inspect KEY`, fix the producer, re-run the acquisition)",
+             + "\n  (runbook scenario B: `cvn blob inspect KEY`, fix the producer, re-run the acquisition; "
+             f"the run's full logs: `cvn -v gate --campaign {campaign_id}` or the Dagster UI, run {outcome.run_id})",
              EXIT_ERROR)
     store, settings = storage()
     return outcome, read_report(store, settings.prefix, campaign_id)
@@ -62,7 +75,7 @@ def gate_command(campaign_id: str, as_json: bool) -> None:
     try:
         validate_campaign_id(campaign_id)
     except ValueError as exc:
-        fail(str(exc), 2)
+        fail(str(exc), EXIT_USAGE)
     require_dagster_home()
     store, settings = storage()
     read_manifest(store, settings.prefix, campaign_id)  # exit 2 when the campaign is unknown
