@@ -36,8 +36,10 @@ demo: $(STAMP) home  ## run a real campaign (defi group, synthetic data) and pri
 test: $(STAMP)  ## run the whole test suite (moto server, PostgreSQL, real Dagster instances)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# `dg dev` (dagster-dg-cli) reads the project from [tool.dg] in pyproject.toml; VIRTUAL_ENV names the
+# project's .venv so that dg uses it (and says nothing about a mismatch).
 dev: $(STAMP) home  ## open the Dagster UI (and daemon: sensors, schedules) on http://127.0.0.1:3000
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg dev -h 127.0.0.1 -p 3000
 
 bench: $(STAMP)  ## transport benchmark: our IO manager vs S3PickleIOManager vs raw boto3 (JSON)
 	$(BIN)/python bench/transport.py

@@ -28,7 +28,7 @@ def cli_env(dagster_home, storage_root) -> dict[str, str]:
 def launched(cli_env) -> dict:
     result = cvn("campaign", "launch", "--group", "defi", *SMALL, "--campaign-id", "cli-001", "--workers", "1", "--json")
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    return {**json.loads(result.stdout), "_stderr": result.stderr}
 
 
 def test_launch_runs_a_campaign_and_prints_one_json_report(launched, cli_env):
@@ -40,6 +40,12 @@ def test_launch_runs_a_campaign_and_prints_one_json_report(launched, cli_env):
     assert set(report["cohort"][0]) >= {"crypto", "fold", "family", "key", "status"}
     assert {entry["status"] for entry in report["cohort"]} == {"present"}
     assert set(report["acquisition_runs"]) == {"SOLUSDC", "ADAUSDC"}
+    # Quiet by default: progress from the first second, none of MLflow's or Dagster's chatter.
+    stderr = report["_stderr"]
+    assert stderr.index("starting 1 acquisition worker(s)") < stderr.index("[1/2] acquisition")
+    for chatter in ("Creating initial MLflow database tables", "Successfully registered model", "STEP_",
+                    "PreviewWarning", "BetaWarning", "No dagster instance configuration file"):
+        assert chatter not in stderr
 
     import dagster as dg
 
@@ -68,6 +74,11 @@ def test_gate_blob_ls_and_inspect_show_what_the_gate_sees(launched, cli_env, sto
     details = json.loads(good.stdout)
     assert details["schema_version"] == 1 and details["checksum"] == "verified"
     assert details["arrays"]["proba_buy"] == {"dtype": "float32", "shape": [details["rows"]]}
+    # The URI it prints and the path on disk name the same blob.
+    for same in (details["uri"], str(storage_root / bad_key)):
+        again = cvn("blob", "inspect", same, "--json")
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["sha256"] == details["sha256"]
 
     target = (storage_root / bad_key).resolve()
     target.write_bytes(target.read_bytes()[:100])  # truncated behind the store's back
@@ -75,21 +86,42 @@ def test_gate_blob_ls_and_inspect_show_what_the_gate_sees(launched, cli_env, sto
     assert broken.returncode == 1
     assert broken.stderr.startswith(f"error: s43 npz corrupt: key={bad_key}: checksum mismatch")
 
+    plain_key = launched["cohort"][2]["key"]
+    plain = storage_root / plain_key
+    data = plain.read_bytes()
+    plain.unlink()
+    plain.write_bytes(data)  # a plain file copied into the store: not written by cvn, no stored checksum
+    foreign = cvn("blob", "inspect", plain_key)
+    assert foreign.returncode == 1
+    assert "not written by cvn" in foreign.stderr and "None" not in foreign.stderr
+    listing = cvn("blob", "ls", "--campaign", "cli-001", "--json")
+    assert listing.returncode == 1  # after listing every blob: one cannot be read
+    rows = {row["key"]: row for row in json.loads(listing.stdout)["blobs"]}
+    assert len(rows) == 8 and rows[plain_key]["status"] == "unreadable" and rows[bad_key]["status"] == "present"
+    assert "not written by cvn" in rows[plain_key]["error"]
+    plain.unlink()
+
     failed_gate = cvn("gate", "--campaign", "cli-001")
     assert failed_gate.returncode == 1
     assert "s43 npz corrupt" in failed_gate.stderr and bad_key in failed_gate.stderr
+    # One useful message, not Dagster's stack traces (they are in the run's logs; -v shows them).
+    assert "Stack Trace" not in failed_gate.stderr and "STEP_FAILURE" not in failed_gate.stderr
+    said = [line for line in failed_gate.stderr.splitlines() if not line.startswith("  … ")]  # heartbeats aside
+    assert len(said) <= 6, failed_gate.stderr
+    verbose = cvn("-v", "gate", "--campaign", "cli-001")
+    assert verbose.returncode == 1 and "STEP_FAILURE" in verbose.stderr and "Stack Trace" in verbose.stderr
 
 
 @pytest.mark.parametrize(
     ("args", "field"),
     [
-        (["--group", "nope"], "group"),
-        (["--group", "defi", "--campaign-id", "../x"], "campaign_id"),
-        (["--group", "defi", "--folds", "1"], "folds"),
-        (["--group", "defi", "--families", "naive,transformer"], "families"),
-        (["--group", "defi", "--sl-range", "abc"], "sl_range"),
-        (["--group", "defi", "--horizons", "H0"], "horizons"),
-        (["--group", "defi", "--backtest-days", "2"], "backtest_days"),
+        (["--group", "nope"], "--group 'nope'"),
+        (["--group", "defi", "--campaign-id", "../x"], "--campaign-id '../x'"),
+        (["--group", "defi", "--folds", "1"], "--folds '1'"),
+        (["--group", "defi", "--families", "naive,transformer"], "--families 'naive,transformer'"),
+        (["--group", "defi", "--sl-range", "abc"], "--sl-range 'abc'"),
+        (["--group", "defi", "--horizons", "H0"], "--horizons 'H0'"),
+        (["--group", "defi", "--backtest-days", "2"], "--backtest-days '2'"),
     ],
     ids=["unknown-group", "path-traversal-id", "one-fold", "unknown-family", "sl-not-numbers", "h0", "too-short"],
 )
@@ -106,6 +138,7 @@ def test_unknown_campaign_and_bad_key_are_bad_input(cli_env):
     assert unknown.returncode == 2 and "not registered" in unknown.stderr
     bad_key = cvn("blob", "inspect", "s43-predictions/../../etc/passwd")
     assert bad_key.returncode == 2 and "blob key" in bad_key.stderr
+    assert "DESIGN.md" not in bad_key.stderr  # not in this repository: messages say the rule themselves
 
 
 def test_every_command_has_help(cli_env):

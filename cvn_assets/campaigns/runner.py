@@ -24,17 +24,24 @@ from cvn_assets.runs import ACQUIRE_JOB, GATE_JOB, acquisition_tags, gate_tags, 
 from cvn_assets.storage.object_store import ObjectStore
 
 
-# What the terminal shows of a run: warnings and errors. Every event still goes to the instance's
-# event log, which the UI reads; Dagster's preview/beta notices (partitioned checks, the
-# multi-to-single partition mapping) are known and documented in docs/architecture.md.
-CONSOLE_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# What the terminal shows of a run. Quiet (the default): nothing — the command prints one line per
+# run with the root cause of a failure, and every event (stack traces included) still goes to the
+# instance's event log, which the UI and `dagster`/`dg` read. Verbose (`cvn -v`): warnings and
+# errors, stack traces included.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+VERBOSE_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def quiet_dagster_notices() -> None:
-    import warnings
+def quiet_libraries(verbose: bool) -> None:
+    """Keep MLflow's notices (table creation, "Successfully registered model") off stderr unless verbose.
 
-    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    MLflow prints them through its own stream, not the logging levels; ``cvn -v`` keeps them.
+    """
+    if verbose:
+        return
+    from mlflow.utils.logging_utils import disable_logging
+
+    disable_logging()
 
 
 # A spawned worker is a fresh interpreter: it loads the definitions and the pandas / scikit-learn
@@ -71,44 +78,47 @@ class RunOutcome:
 
 
 def _execute(job_name: str, partition_key: str | dg.MultiPartitionKey, tags: dict[str, str], label: str,
-             instance: dg.DagsterInstance | None = None) -> RunOutcome:
+             instance: dg.DagsterInstance | None = None, verbose: bool = False) -> RunOutcome:
     """One run in this process, on ``instance`` (the caller's, shared by a campaign's runs: opening
     the instance — its storages, their schema checks — costs more than a small step computes) or,
     without one, on the instance of DAGSTER_HOME opened for this run."""
     if instance is None:
         with dg.DagsterInstance.get() as own:
-            return _execute(job_name, partition_key, tags, label, own)
-    quiet_dagster_notices()
+            return _execute(job_name, partition_key, tags, label, own, verbose)
     from cvn_assets.definitions import build_defs
 
     started = time.monotonic()
     job = build_defs().resolve_job_def(job_name)
+    if job_name == GATE_JOB:  # the gate registers challengers in MLflow; acquisitions never import it
+        quiet_libraries(verbose)
     result = job.execute_in_process(instance=instance, partition_key=partition_key, tags=tags,
-                                    run_config=CONSOLE_RUN_CONFIG, raise_on_error=False)
+                                    run_config=VERBOSE_RUN_CONFIG if verbose else QUIET_RUN_CONFIG,
+                                    raise_on_error=False)
     return RunOutcome(label=label, run_id=result.run_id, success=result.success,
                       seconds=round(time.monotonic() - started, 1), errors=step_failures(result))
 
 
-def run_acquisition(campaign_id: str, crypto: str, instance: dg.DagsterInstance | None = None) -> RunOutcome:
+def run_acquisition(campaign_id: str, crypto: str, instance: dg.DagsterInstance | None = None,
+                    verbose: bool = False) -> RunOutcome:
     return _execute(ACQUIRE_JOB, acquisition_partition_key(campaign_id, crypto),
-                    acquisition_tags(campaign_id, crypto), crypto, instance)
+                    acquisition_tags(campaign_id, crypto), crypto, instance, verbose)
 
 
 def run_acquisitions(
     campaign_id: str, cryptos: Sequence[str], workers: int, on_done: Callable[[RunOutcome], None],
-    instance: dg.DagsterInstance | None = None,
+    instance: dg.DagsterInstance | None = None, verbose: bool = False,
 ) -> list[RunOutcome]:
     """Every acquisition of the campaign: in this process on ``instance`` (workers <= 1), else in
     ``workers`` spawned processes, each on the instance of DAGSTER_HOME."""
     if workers <= 1:
         outcomes = []
         for crypto in cryptos:
-            outcomes.append(run_acquisition(campaign_id, crypto, instance))
+            outcomes.append(run_acquisition(campaign_id, crypto, instance, verbose))
             on_done(outcomes[-1])
         return outcomes
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(run_acquisition, campaign_id, crypto) for crypto in cryptos]
+        futures = [pool.submit(run_acquisition, campaign_id, crypto, None, verbose) for crypto in cryptos]
         outcomes = []
         for future in as_completed(futures):
             outcomes.append(future.result())
@@ -117,8 +127,8 @@ def run_acquisitions(
     return sorted(outcomes, key=lambda outcome: order[outcome.label])
 
 
-def run_gate(campaign_id: str, instance: dg.DagsterInstance | None = None) -> RunOutcome:
-    return _execute(GATE_JOB, campaign_id, gate_tags(campaign_id), "gate", instance)
+def run_gate(campaign_id: str, instance: dg.DagsterInstance | None = None, verbose: bool = False) -> RunOutcome:
+    return _execute(GATE_JOB, campaign_id, gate_tags(campaign_id), "gate", instance, verbose)
 
 
 def read_report(store: ObjectStore, prefix: str, campaign_id: str) -> GateReport:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
 import click
 
 from cvn_assets.cli.common import EXIT_ERROR, EXIT_USAGE, emit_json, exit_codes, fail, storage
@@ -9,7 +13,15 @@ from cvn_assets.contracts.blob import ARRAY_DTYPES, BlobError, decode_blob
 from cvn_assets.contracts.identifiers import validate_campaign_id
 from cvn_assets.contracts.keys import parse_blob_key
 from cvn_assets.storage.manifests import read_manifest
-from cvn_assets.storage.object_store import IntegrityError, ObjectNotFound, sha256_hex
+from cvn_assets.storage.object_store import (
+    IntegrityError,
+    LocalObjectStore,
+    ObjectNotFound,
+    ObjectStore,
+    S3ObjectStore,
+    StorageError,
+    sha256_hex,
+)
 
 
 @click.group("blob")
@@ -22,7 +34,11 @@ def blob_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
 @exit_codes
 def ls_command(campaign_id: str, as_json: bool) -> None:
-    """List the campaign's expected blobs: present or absent, size and stored sha256 (HEAD only)."""
+    """List the campaign's expected blobs: present, absent or unreadable, size and stored sha256 (HEAD only).
+
+    Every expected blob is listed; exit 1 after the listing when one is unreadable (a plain file
+    or a link whose content is gone: `cvn blob inspect KEY` says which).
+    """
     try:
         validate_campaign_id(campaign_id)
     except ValueError as exc:
@@ -32,22 +48,61 @@ def ls_command(campaign_id: str, as_json: bool) -> None:
     rows = []
     for ref in manifest.expected:
         key = ref.key(settings.prefix)
+        row = {"key": key, "uri": store.uri(key), "crypto": ref.crypto, "fold": ref.fold, "family": ref.family,
+               "status": "present", "bytes": None, "sha256": None, "error": None}
         try:
             info = store.head(key)
-            rows.append({"key": key, "crypto": ref.crypto, "fold": ref.fold, "family": ref.family,
-                         "status": "present", "bytes": info.size, "sha256": info.sha256})
+            row.update(bytes=info.size, sha256=info.sha256)
         except ObjectNotFound:
-            rows.append({"key": key, "crypto": ref.crypto, "fold": ref.fold, "family": ref.family,
-                         "status": "absent", "bytes": None, "sha256": None})
+            row["status"] = "absent"
+        except (IntegrityError, StorageError) as exc:  # this one blob: listed as such, the others still shown
+            row.update(status="unreadable", error=str(exc))
+        rows.append(row)
     present = sum(row["status"] == "present" for row in rows)
+    unreadable = [row for row in rows if row["status"] == "unreadable"]
     if as_json:
         emit_json({"campaign_id": campaign_id, "store": store.describe(), "expected": len(rows),
-                   "present": present, "blobs": rows})
-        return
-    click.echo(f"campaign {campaign_id} on {store.describe()}: {present}/{len(rows)} blobs present")
-    for row in rows:
-        detail = f"{row['bytes']:>9} B  sha256 {row['sha256'][:16]}…" if row["status"] == "present" else "ABSENT"
-        click.echo(f"  {row['key']}  {detail}")
+                   "present": present, "unreadable": len(unreadable), "blobs": rows})
+    else:
+        click.echo(f"campaign {campaign_id} on {store.describe()}: {present}/{len(rows)} blobs present")
+        for row in rows:
+            if row["status"] == "present":
+                detail = f"{row['bytes']:>9} B  sha256 {(row['sha256'] or '')[:16]}…"
+            else:
+                detail = "ABSENT" if row["status"] == "absent" else f"UNREADABLE — {row['error']}"
+            click.echo(f"  {row['key']}  {detail}")
+    if unreadable:
+        fail(f"{len(unreadable)} of {len(rows)} blob(s) of campaign {campaign_id} cannot be read: "
+             + ", ".join(row["key"] for row in unreadable) + " — `cvn blob inspect KEY` shows why", EXIT_ERROR)
+
+
+def key_of(argument: str, store: ObjectStore) -> str:
+    """The object key a person means: the key itself, its URI (file://, s3://) or its path on disk.
+
+    ``cvn blob ls`` prints keys and ``cvn blob inspect`` prints the URI; both are accepted back.
+    """
+    parsed = urlparse(argument)
+    if parsed.scheme == "s3":
+        if not isinstance(store, S3ObjectStore) or parsed.netloc != store.bucket:
+            fail(f"{argument} is not in the configured object store ({store.describe()})", EXIT_USAGE)
+        return parsed.path.lstrip("/")
+    if parsed.scheme == "file":
+        path = unquote(parsed.path)
+    elif parsed.scheme:
+        fail(f"{argument!r}: expected a blob key, a file:// or s3:// URI, or a path", EXIT_USAGE)
+    elif argument.startswith(("/", "./", "../", "~")) or (isinstance(store, LocalObjectStore)
+                                                        and os.path.lexists(argument)):
+        path = argument
+    else:
+        return argument
+    if not isinstance(store, LocalObjectStore):
+        fail(f"{argument} is a local path but the object store is {store.describe()}: give the key", EXIT_USAGE)
+    absolute = Path(os.path.abspath(os.path.expanduser(path)))  # not resolved: a key is a symlink
+    try:
+        return absolute.relative_to(store.root).as_posix()
+    except ValueError:
+        fail(f"{absolute} is not inside the object store root {store.root} (CVN_STORAGE_ROOT): "
+             "expected a blob of this store", EXIT_USAGE)
 
 
 @blob_group.command("inspect")
@@ -57,17 +112,22 @@ def ls_command(campaign_id: str, as_json: bool) -> None:
 def inspect_command(key: str, as_json: bool) -> None:
     """Decode one blob: schema, arrays (dtype, shape), checksum, meta — or the exact error.
 
-    KEY is the object key, e.g. s43-predictions/defi-20261123-031500/SOLUSDC/hgb/fold-00.npz.
+    KEY is the object key, e.g. s43-predictions/defi-20261123-031500/SOLUSDC/hgb/fold-00.npz,
+    as `cvn blob ls` prints it; its file:// or s3:// URI or its path on disk are accepted too.
     Exit 1 with the `s43 npz …` error when the blob is malformed, as the gate would raise it.
     """
+    store, _ = storage()
+    key = key_of(key, store)
     try:
         _, ref = parse_blob_key(key)
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
-    store, _ = storage()
     try:
         data = store.get(key)
     except IntegrityError as exc:
+        if exc.expected is None:
+            fail(f"s43 npz corrupt: key={key}: not written by cvn — there is no stored sha256 to verify it "
+                 f"against ({exc.found}); the gate refuses it too: re-run the acquisition to rewrite it", EXIT_ERROR)
         fail(f"s43 npz corrupt: key={key}: checksum mismatch: stored sha256 {exc.expected}, bytes hash to {exc.found}",
              EXIT_ERROR)
     except ObjectNotFound:

@@ -10,7 +10,18 @@ from pydantic import ValidationError
 
 from cvn_assets.campaigns.registration import register_campaign
 from cvn_assets.campaigns.runner import RunOutcome, default_workers, run_acquisitions
-from cvn_assets.cli.common import EXIT_USAGE, emit_json, exit_codes, fail, progress, require_dagster_home, storage, validation_message
+from cvn_assets.cli.common import (
+    EXIT_USAGE,
+    emit_json,
+    exit_codes,
+    fail,
+    heartbeat,
+    progress,
+    require_dagster_home,
+    storage,
+    validation_message,
+    verbose,
+)
 from cvn_assets.cli.gate import gate_and_report, render_report
 from cvn_assets.contracts.campaign import CampaignSpec, new_campaign_id
 
@@ -91,7 +102,10 @@ def launch_command(group: str, campaign_id: str | None, workers: int | None, as_
         state = "ok" if outcome.success else "FAILED — " + "; ".join(outcome.errors)
         progress(f"  [{done}/{len(cryptos)}] acquisition {outcome.label}: {state} ({outcome.seconds:.1f} s, run {outcome.run_id[:8]})")
 
-    acquisitions = run_acquisitions(spec.campaign_id, cryptos, workers, on_done, instance)
+    if workers > 1:
+        progress(f"  starting {workers} acquisition workers (each loads the Dagster definitions) …")
+    with heartbeat(f"acquisitions running, {len(cryptos)} crypto(s)"):
+        acquisitions = run_acquisitions(spec.campaign_id, cryptos, workers, on_done, instance, verbose())
     progress(f"acquisitions finished in {time.monotonic() - started:.1f} s; gating …")
     gate_outcome, report = gate_and_report(spec.campaign_id, instance)
     progress(f"campaign finished in {time.monotonic() - started:.1f} s")

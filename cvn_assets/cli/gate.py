@@ -7,7 +7,18 @@ from typing import TYPE_CHECKING
 import click
 
 from cvn_assets.campaigns.runner import RunOutcome, read_report, run_gate
-from cvn_assets.cli.common import EXIT_ERROR, emit_json, exit_codes, fail, progress, require_dagster_home, storage
+from cvn_assets.cli.common import (
+    EXIT_ERROR,
+    EXIT_USAGE,
+    emit_json,
+    exit_codes,
+    fail,
+    heartbeat,
+    progress,
+    require_dagster_home,
+    storage,
+    verbose,
+)
 from cvn_assets.contracts.identifiers import validate_campaign_id
 from cvn_assets.gate.report import GateReport
 from cvn_assets.storage.manifests import read_manifest
@@ -46,13 +57,15 @@ def _num(value: object) -> str:
 def gate_and_report(campaign_id: str, instance: dg.DagsterInstance | None = None) -> tuple[RunOutcome, GateReport]:
     """Run the gate job (on ``instance``, a DagsterInstance, when the caller has one open); fail loud
     (exit 1) with the root cause when the gate run fails."""
-    outcome = run_gate(campaign_id, instance)
+    with heartbeat("gating: reading the cohort, scoring, recording"):
+        outcome = run_gate(campaign_id, instance, verbose())
     if not outcome.success:
         malformed = any("s43 npz" in error for error in outcome.errors)
         scenario = ("runbook scenario B: `cvn blob inspect KEY`, fix the producer, re-run the acquisition"
                     if malformed else "runbook scenario C: `cvn s3 check`, then re-run the gate")
         fail(f"gate run {outcome.run_id} of campaign {campaign_id} failed:\n  " + "\n  ".join(outcome.errors)
-             + f"\n  ({scenario})", EXIT_ERROR)
+             + f"\n  ({scenario}; the run's full logs: `cvn -v gate --campaign {campaign_id}` or the Dagster UI, "
+             f"run {outcome.run_id})", EXIT_ERROR)
     store, settings = storage()
     return outcome, read_report(store, settings.prefix, campaign_id)
 
@@ -70,7 +83,7 @@ def gate_command(campaign_id: str, as_json: bool) -> None:
     try:
         validate_campaign_id(campaign_id)
     except ValueError as exc:
-        fail(str(exc), 2)
+        fail(str(exc), EXIT_USAGE)
     require_dagster_home()
     store, settings = storage()
     read_manifest(store, settings.prefix, campaign_id)  # exit 2 when the campaign is unknown

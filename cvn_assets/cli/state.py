@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import click
 import dagster as dg
 
-from cvn_assets.cli.common import EXIT_USAGE, emit_json, exit_codes, fail, require_dagster_home
+from cvn_assets.cli.common import EXIT_USAGE, emit_json, exit_codes, fail, require_dagster_home, verbose
 
 
 def _logger() -> logging.Logger:
@@ -53,6 +53,7 @@ def state_command(as_json: bool, notify: bool) -> None:
     machine; alert channels come from CVN_ALERT_WEBHOOK_URL, CVN_SLACK_WEBHOOK_URL, CVN_SMS_WEBHOOK_URL.
     """
     from cvn_assets.alerts.channels import ChannelConfigError
+    from cvn_assets.campaigns.runner import quiet_libraries
     from cvn_assets.alerts.resources import AlertChannelsResource
     from cvn_assets.state.check import StateRecorder, default_sources, run_state_check
     from cvn_assets.state.report import render_report, report_json
@@ -60,6 +61,7 @@ def state_command(as_json: bool, notify: bool) -> None:
     from cvn_assets.state.settings import StateSettings
 
     require_dagster_home()
+    quiet_libraries(verbose())  # the model-freshness signal opens MLflow: no table-creation notices
     logger = _logger()
     settings = StateSettings()
     channels = AlertChannelsResource()

@@ -186,6 +186,15 @@ class CampaignSpec(BaseModel):
             raise ValueError("data_dir is only allowed with data_source 'files'")
         return data_dir
 
+    @field_validator("planted_signal")
+    @classmethod
+    def _planted_only_in_synthetic(cls, planted_signal: float, info: ValidationInfo) -> float:
+        # A planted signal is mixed into generated candles; real files carry whatever signal they have.
+        if not _is_stored(info) and planted_signal and info.data.get("data_source") == "files":
+            raise ValueError(f"planted_signal {planted_signal} is only for data_source 'synthetic': "
+                             "files hold real candles, no signal is planted in them")
+        return planted_signal
+
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> CampaignSpec:
         if _is_stored(info):

@@ -1,6 +1,6 @@
 """Identifier validation: every id is checked before it touches an object key or a path.
 
-The regexes are the contract of DESIGN.md. ``re.fullmatch`` is used so that a trailing
+The regexes are the identifier contract (docs/architecture.md); errors say them in words. ``re.fullmatch`` is used so that a trailing
 newline or any character outside the class is rejected (``$`` alone would accept "abc\\n").
 """
 
@@ -20,12 +20,19 @@ _PATTERNS = {
     "crypto": CRYPTO_PATTERN,
     "family": FAMILY_PATTERN,
 }
+# Each pattern said in words, for the person who typed the id.
+RULES = {
+    "campaign_id": "3 to 63 characters: lowercase letters, digits and '-', starting with a letter or a digit "
+                   "(e.g. defi-20261123-031500)",
+    "crypto": "2 to 20 uppercase letters or digits (e.g. SOLUSDC)",
+    "family": "1 to 32 lowercase letters, digits or '_' (e.g. hgb)",
+}
 
 
 def _check(kind: str, value: object) -> str:
     pattern = _PATTERNS[kind]
     if not isinstance(value, str) or re.fullmatch(pattern, value) is None:
-        raise ValueError(f"{kind} {value!r} is invalid: expected a string matching ^{pattern}$")
+        raise ValueError(f"{kind} {value!r} is invalid: expected {RULES[kind]}")
     return value
 
 

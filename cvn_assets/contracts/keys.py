@@ -75,7 +75,8 @@ def parse_blob_key(key: str) -> tuple[str, BlobRef]:
     if match is None:
         raise ValueError(
             f"blob key {key!r} is invalid: expected "
-            "'{prefix}/{campaign_id}/{CRYPTO}/{family}/fold-NN.npz' with DESIGN.md identifiers"
+            "'{prefix}/{campaign_id}/{CRYPTO}/{family}/fold-NN.npz', e.g. "
+            "s43-predictions/defi-20261123-031500/SOLUSDC/hgb/fold-00.npz"
         )
     ref = BlobRef(
         campaign_id=match["campaign_id"],

@@ -143,7 +143,9 @@ def run_state_check(
     rows = signal_table(signals, settings)
     previous = memory.state
     changed = previous != evaluation.state or set(memory.rule_states) != set(evaluation.rule_states)
-    if previous != evaluation.state:
+    # A change is an event only where it is remembered (the sensor, `cvn state --notify`): a read-only
+    # check compares with the same memory every time and would announce the same "change" on each call.
+    if previous != evaluation.state and (notify or recorder is not None):
         log_event(logger, Event.GLOBAL_STATE_CHANGED,
                   logging.INFO if evaluation.state.rank <= (previous.rank if previous else 0) else logging.WARNING,
                   state=evaluation.state.value, previous_state=previous.value if previous else "none",
