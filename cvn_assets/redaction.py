@@ -54,6 +54,15 @@ def redact_text(text: str, environ: Mapping[str, str] | None = None) -> str:
     for name in SECRET_VARIABLES:
         value = (env.get(name) or "").strip()
         if len(value) > 3:
-            text = text.replace(value, f"${name}")
-    text = _URL.sub(lambda match: redact_url(match.group(0)), text)
+            # A configured URL stays recognisable (its redacted form); any other secret becomes its name.
+            shown = redact_url(value, webhook=name in WEBHOOK_VARIABLES) if _URL.fullmatch(value) else f"${name}"
+            text = text.replace(value, shown)
+    text = _URL.sub(_redacted_match, text)
     return _QUERY.sub("?" + HIDDEN, text)
+
+
+def _redacted_match(match: re.Match[str]) -> str:
+    """A URL found in prose: punctuation that ends a sentence or a clause is not part of it."""
+    url = match.group(0)
+    core = url.rstrip(".,;:)]}")
+    return redact_url(core) + url[len(core):]

@@ -42,7 +42,7 @@ def test_launch_runs_a_campaign_and_prints_one_json_report(launched, cli_env):
     assert set(report["acquisition_runs"]) == {"SOLUSDC", "ADAUSDC"}
     # Quiet by default: progress from the first second, none of MLflow's or Dagster's chatter.
     stderr = report["_stderr"]
-    assert stderr.index("starting 1 acquisition worker(s)") < stderr.index("[1/2] acquisition")
+    assert stderr.index("1 acquisition worker") < stderr.index("[1/2] acquisition")
     for chatter in ("Creating initial MLflow database tables", "Successfully registered model", "STEP_",
                     "PreviewWarning", "BetaWarning", "No dagster instance configuration file"):
         assert chatter not in stderr

@@ -406,12 +406,12 @@ class S3ObjectStore(ObjectStore):
                 return operation(deadline)
             except (BotoCoreError, ClientError, TimeoutError, IntegrityError) as exc:
                 if not _transient(exc):
-                    raise self._fail(action, key, exc) from exc
+                    raise self._fail(action, key, exc) from None
                 wait = min(self.backoff * 2 ** (attempt - 1), 2.0) * random.uniform(0.5, 1.0)
                 if attempt >= self.max_attempts or time.monotonic() + wait >= deadline:
                     if isinstance(exc, IntegrityError):
                         raise
-                    raise self._fail(action, key, exc, attempt, started) from exc
+                    raise self._fail(action, key, exc, attempt, started) from None
             time.sleep(wait)
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> ObjectInfo:
