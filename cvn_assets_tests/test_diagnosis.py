@@ -200,7 +200,7 @@ def _blob(crypto: str, fold: int, family: str, y_true, y_pred):
     start = 1_700_000_000_000 + fold * 10_000_000
     rows = len(y_true)
     meta = BlobMeta(schema_version=SCHEMA_VERSION, campaign_id="diag-001", crypto=crypto, fold=fold, family=family,
-                    pte=Pte(sl=1.0, tp=2.0, horizon=12), threshold=0.5,
+                    pte=Pte(sl=1.0, tp=2.0, horizon=12), timeframe="5m", threshold=0.5,
                     train=Window(start_ms=start - 3_000_000, end_ms=start - 2_000_000),
                     validation=Window(start_ms=start - 2_000_000, end_ms=start - 1_000_000),
                     test=Window(start_ms=start, end_ms=start + rows * 300_000),

@@ -27,7 +27,7 @@ def test_complete_cohort_gives_a_verdict_with_every_blob_recorded(harness):
     assert len(table.records) == 4  # 2 folds × 2 families
     record = table.records[0].data
     assert set(record) == {"key", "uri", "bytes", "sha256", "schema_version", "rows"}
-    assert record["uri"] == harness.store.uri(record["key"]) and record["schema_version"] == 1
+    assert record["uri"] == harness.store.uri(record["key"]) and record["schema_version"] == 2
     assert check_evaluations(acquisition)[BLOBS_INTACT].passed
     assert harness.acquire("complete-001", "ADAUSDC").success
 
