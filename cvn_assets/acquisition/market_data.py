@@ -402,7 +402,8 @@ def check_candles(candles: pd.DataFrame, spec: CampaignSpec) -> CandleReport:
     enough = n >= needed
     if not enough:
         problems.append(
-            f"bars: {spec.folds} folds with horizons {spec.horizons}h need at least {needed} bars, found {n}"
+            f"bars: {spec.folds} folds with horizons {spec.horizons}h need at least {needed} bars, found {n} "
+            f"{spec.timeframe} bars"
         )
     return CandleReport(
         n_bars=n,

@@ -9,6 +9,7 @@ next step of the manual (§9 playbooks, §6.2 launch).
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
@@ -285,8 +286,12 @@ def _group_of(crypto: str) -> str | None:
     return next((name for name, universe in universes.items() if crypto in universe.symbols), None)
 
 
-def rule_next_steps(rule_id: str) -> tuple[list[str], list[str]]:
-    """(next steps, commands) for one fired rule: the manual's playbook for that condition."""
+def rule_next_steps(rule_id: str, relaunches: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """(next steps, commands) for one fired rule: the manual's playbook for that condition.
+
+    ``relaunches`` are the rule's own ready commands (FiredRule.commands): for the no-candidate
+    rules, the §9.3 relaunch of each failed campaign with its own group, symbols and data source.
+    """
     kind, _, scope = rule_id.partition(":")
     if kind == "infra_critical":
         return (["§9.4 INFRA_SATURATED: identify the pod or volume; OOMKill recurring → raise the memory "
@@ -299,9 +304,9 @@ def rule_next_steps(rule_id: str) -> tuple[list[str], list[str]]:
     if kind in ("zero_pass_gates", "no_candidates"):
         return (["§9.3 NO_CANDIDATES: read the rejection reasons of the last gates (Grafana Testing & Backtest, "
                  "`cvn gate --campaign ID`); rejected by Sortino → PTE (§9.1); by f1 → ML (§9.2)",
-                 "relaunch with a wider grid (more horizons, wider ATR ranges) or another crypto of the group"],
-                ["cvn campaign launch --group defi --horizons H1,H2,H3,H4,H5,H6 "
-                 "--sl-range 0.8,1.0,1.2,1.5 --tp-range 1.5,2.0,2.5,3.0"])
+                 "relaunch with a wider grid (more horizons, wider ATR ranges) or another crypto of the group"
+                 + ("" if relaunches else " (`cvn gate --campaign ID` prints the ready relaunch of each campaign)")],
+                list(relaunches))
     if kind in ("core_model_stale", "noncore_model_stale"):
         group = _group_of(scope) or "GROUP"
         return ([f"{scope} has no useful model younger than the limit: relaunch a discovery for its group "
@@ -338,7 +343,7 @@ def state_alert(evaluation: StateEvaluation, decision: Decision, created_at: dat
     steps: list[str] = []
     commands: list[str] = []
     for rule in evaluation.rules:
-        rule_steps, rule_commands = rule_next_steps(rule.id)
+        rule_steps, rule_commands = rule_next_steps(rule.id, rule.commands)
         steps += [step for step in rule_steps if step not in steps]
         commands += [command for command in rule_commands if command not in commands]
     headline = {
