@@ -167,3 +167,42 @@ def test_the_launchpad_runs_the_preflight_and_registers_nothing_for_bad_candles(
     failure = next(event for event in result.all_events if event.is_step_failure)
     assert "found a median spacing of 3600000 ms (1h)" in failure.step_failure_data.user_failure_data.description
     assert instance.get_dynamic_partitions("campaign") == []
+
+
+def test_every_blob_absent_because_every_acquisition_refused_its_data_is_said_so_not_transport(
+        instance, storage_root, tmp_path, http_receiver, monkeypatch):
+    from cvn_assets.alerts.resources import AlertChannelsResource
+    from cvn_assets.alerts.sensors import build_asset_check_sensor
+    from cvn_assets.gate.assets import COHORT_COMPLETE
+    from cvn_assets_tests.fixtures.campaigns import check_evaluations
+
+    defs = build_defs()
+    harness = CampaignHarness(instance=instance, defs=defs, store=defs.resources["object_store"].store(),
+                              prefix="s43-predictions")
+    data_dir = tmp_path / "ohlcv"
+    data_dir.mkdir()
+    for symbol in ("SOLUSDC", "ADAUSDC"):  # registered without the CLI's pre-flight: the steps refuse them
+        (data_dir / f"{symbol}.csv").write_text("timestamp,open,high,low,close,volume\n")
+    harness.register(small_spec("data-absent-001", data_source="files", data_dir=data_dir))
+    monkeypatch.setenv("CVN_ALERT_WEBHOOK_URL", http_receiver.url("/hook/data"))
+    sensor, resources = build_asset_check_sensor(), {"alert_channels": AlertChannelsResource(backoff_seconds=0.01)}
+    cursor = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources)).cursor
+    for symbol in ("SOLUSDC", "ADAUSDC"):
+        assert not harness.acquire("data-absent-001", symbol).success
+
+    gate = harness.gate("data-absent-001")
+    report = harness.report("data-absent-001")
+    assert report.verdict == Verdict.INCONCLUSIVE_TOOLING
+    assert not report.transport_suspect and report.absence_causes == ["data"]
+    assert "because every acquisition failed (data — not a transport problem)" in report.summary
+    assert "expected candle rows, found none" in report.summary and "cvn s3 check" not in report.summary
+    assert report.next_step.startswith("data: fix the candles")
+    complete = check_evaluations(gate)[COHORT_COMPLETE]
+    assert complete.metadata["absence_causes"].value == "data"
+    assert complete.metadata["next_step"].value.startswith("data: fix the candles")
+
+    sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+    alerts = [request.json() for request in http_receiver.accepted("/hook")]
+    assert len(alerts) == 1 and not alerts[0]["scenario"].startswith("runbook scenario C")
+    assert "every acquisition failed (data, not transport)" in alerts[0]["title"]
+    assert alerts[0]["next_steps"][0].startswith("data: fix the candles")

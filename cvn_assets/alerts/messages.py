@@ -117,23 +117,35 @@ def malformed_blob_alert(*, key: str, check: str, campaign_id: str | None, crypt
     )
 
 
-def incomplete_cohort_alert(*, campaign_id: str, missing: list[str], run_id: str, created_at: datetime) -> Alert:
-    """cohort_complete WARN: scenario A, P2 — re-run the acquisitions of the absent cryptos."""
+def incomplete_cohort_alert(*, campaign_id: str, missing: list[str], run_id: str, created_at: datetime,
+                            absence_causes: str | None = None, next_step: str | None = None) -> Alert:
+    """cohort_complete WARN: scenario A, P2 — re-run the acquisitions of the absent cryptos.
+
+    When every blob is absent because every acquisition failed with a recorded cause of its own
+    (``absence_causes``: data, configuration, code), the alert says that cause and its next step.
+    """
     cryptos = sorted({crypto_of(key) for key in missing if crypto_of(key)})
     commands = [blob_ls_command(campaign_id)]
     commands += [rematerialize_command(campaign_id, crypto) for crypto in cryptos]
     commands.append(gate_command(campaign_id))
+    absent = ("\nabsent: " + ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")) if missing else ""
+    explained = absence_causes not in (None, "", "none")
+    if explained:
+        title = (f"cohort absent — campaign {campaign_id}: every acquisition failed ({absence_causes}, not "
+                 f"transport), verdict INCONCLUSIVE_TOOLING")
+        text = f"Every expected blob is absent because every acquisition failed ({absence_causes}).{absent}"
+        steps = [next_step or "read why each acquisition failed (`cvn gate --campaign ID`)"]
+    else:
+        title = (f"cohort incomplete — campaign {campaign_id}: {len(missing)} blob(s) absent "
+                 f"({', '.join(cryptos) or 'unknown cryptos'}), verdict INCONCLUSIVE_TOOLING")
+        text = SCENARIO_A.text + absent
+        steps = ["see why each acquisition failed (event s43_acquire_outcome / s43_pred_persist_failed)",
+                 "re-run the failed acquisitions", "re-run the gate"]
     return Alert(
         key=f"check:cohort_complete:{run_id}:{campaign_id}", kind="check_failure", severity=Severity.P2,
-        title=f"cohort incomplete — campaign {campaign_id}: {len(missing)} blob(s) absent "
-              f"({', '.join(cryptos) or 'unknown cryptos'}), verdict INCONCLUSIVE_TOOLING",
-        text=SCENARIO_A.text + ("\nabsent: " + ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
-                                if missing else ""),
-        scenario=runbook(SCENARIO_A),
-        next_steps=["see why each acquisition failed (event s43_acquire_outcome / s43_pred_persist_failed)",
-                    "re-run the failed acquisitions", "re-run the gate"],
-        commands=commands,
-        facts={"campaign": campaign_id, "absent": len(missing), "run_id": run_id},
+        title=title, text=text, scenario=runbook(SCENARIO_A), next_steps=steps, commands=commands,
+        facts={"campaign": campaign_id, "absent": len(missing), "run_id": run_id,
+               **({"absence_causes": absence_causes} if explained else {})},
         created_at=created_at,
     )
 
