@@ -34,7 +34,7 @@ def test_same_gates_write_identical_rows_to_sqlite_and_postgres_and_a_rerun_repl
         with store.engine.connect() as connection:
             assert connection.execute(sa.text("SELECT count(*) FROM cvn_gate_verdicts")).scalar_one() == 3
             assert connection.execute(sa.text("SELECT count(*) FROM cvn_crypto_signals")).scalar_one() == 3
-            assert connection.execute(sa.text("SELECT version_num FROM cvn_alembic_version")).scalar_one() == "0001"
+            assert connection.execute(sa.text("SELECT version_num FROM cvn_alembic_version")).scalar_one() == "0004"
         store.close()
     lite, postgres = rows
     for campaign_id, (lite_verdict, lite_signals) in lite.items():
@@ -49,6 +49,7 @@ def test_same_gates_write_identical_rows_to_sqlite_and_postgres_and_a_rerun_repl
         ("PASS", "defi", 12, 12)
     assert verdict["evaluated_at"] == report.evaluated_at and json.loads(verdict["spec"])["campaign_id"] == report.campaign_id
     assert [row["crypto"] for row in signals] == ["ADAUSDC", "SOLUSDC"]
+    assert verdict["timeframe"] == "5m" and {row["timeframe"] for row in signals} == {"5m"}  # Grafana shows it
     for row in signals:
         crypto = report.cryptos[row["crypto"]]
         assert (row["diagnostic"], row["candidate"], row["action"], row["relaunch"]) == \
@@ -175,7 +176,7 @@ def test_concurrent_first_migrations_of_a_fresh_database_all_succeed(backend, tm
     store = DiagnosticsStore(url)
     assert store.latest_gate_verdicts(1) == []
     with store.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM cvn_alembic_version")).scalars().all() == ["0001"]
+        assert connection.execute(sa.text("SELECT version_num FROM cvn_alembic_version")).scalars().all() == ["0004"]
     store.close()
 
 

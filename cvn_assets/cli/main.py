@@ -43,6 +43,7 @@ def _register() -> None:
     from cvn_assets.cli.state import state_command
 
     cli.add_command(state_command)
+    from cvn_assets.cli.universes import universes_group; cli.add_command(universes_group)  # noqa: E702
 
 
 def get_cli() -> click.Group:

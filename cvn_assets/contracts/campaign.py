@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -53,9 +54,27 @@ def universes_file() -> Path:
     return Path(os.environ.get(UNIVERSES_ENV) or DEFAULT_UNIVERSES_FILE)
 
 
-def load_universes(path: Path | None = None) -> dict[str, Universe]:
-    """Crypto groups by name, from ``path`` or ``$CVN_UNIVERSES_FILE`` or the embedded default."""
+def load_universes(path: Path | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Universe]:
+    """Crypto groups by name (manual §11), from their source of truth (``universes_source``)."""
+    return universes_source(path, environ)[0]
+
+
+def universes_source(path: Path | None = None,
+                     environ: Mapping[str, str] | None = None) -> tuple[dict[str, Universe], str]:
+    """(groups, where they come from): ``path`` when given; else the table ``cvntrade_universes`` when the
+    diagnostics database holds it with rows; else ``$CVN_UNIVERSES_FILE`` or the embedded YAML default."""
+    if path is None:
+        from cvn_assets.diagnostics.universes import table_universes
+
+        table = table_universes(environ)
+        if table is not None:
+            return table
     path = path or universes_file()
+    return load_universes_file(path), f"file {path}"
+
+
+def load_universes_file(path: Path) -> dict[str, Universe]:
+    """Crypto groups of a universes YAML file (``groups: {name: {core: bool, symbols: [...]}}``)."""
     try:
         document = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -143,9 +162,9 @@ class CampaignSpec(BaseModel):
     def _known_group(cls, group: str, info: ValidationInfo) -> str:
         if _is_stored(info):
             return group
-        universes = load_universes()
+        universes, where = universes_source()
         if group not in universes:
-            raise ValueError(f"unknown group {group!r}: expected one of {sorted(universes)} ({universes_file()})")
+            raise ValueError(f"unknown group {group!r}: expected one of {sorted(universes)} ({where})")
         return group
 
     @field_validator("families")
