@@ -46,7 +46,13 @@ def campaign_spec(object_store: ObjectStoreResource, campaign_id: str) -> Campai
     kinds={"pandas", "parquet"},
 )
 def market_candles(context: dg.AssetExecutionContext, object_store: ObjectStoreResource) -> Iterator:
-    """5-minute OHLCV bars of one crypto over the campaign window (synthetic or user files)."""
+    """OHLCV bars of one crypto over the campaign window, at the campaign's timeframe (synthetic or user files).
+
+    Partitions are campaign × crypto over every crypto any campaign uses: a campaign expects only
+    the cryptos of its manifest, so the other cells of its row stay unmaterialized by design and
+    the UI's "missing" count includes them (docs/architecture.md). The expected cohort is the
+    manifest: `cvn blob ls --campaign ID`.
+    """
     campaign_id, crypto = partition_identity(context.partition_key)
     spec = campaign_spec(object_store, campaign_id)
     candles = load_candles(spec, crypto)
@@ -84,7 +90,12 @@ def market_candles(context: dg.AssetExecutionContext, object_store: ObjectStoreR
 def s43_predictions(
     context: dg.AssetExecutionContext, candles: pd.DataFrame, object_store: ObjectStoreResource
 ) -> Iterator:
-    """Walk-forward test-fold predictions of one crypto: one blob per (fold, family)."""
+    """Walk-forward test-fold predictions of one crypto: one blob per (fold, family).
+
+    Like market_candles, only the campaign's own cryptos are expected: the other campaign × crypto
+    cells shown as missing are partitions no campaign asked for, not failed acquisitions (the gate's
+    cohort_complete check says what is really absent).
+    """
     campaign_id, crypto = partition_identity(context.partition_key)
     spec = campaign_spec(object_store, campaign_id)
     started = time.monotonic()
