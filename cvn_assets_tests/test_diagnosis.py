@@ -219,3 +219,12 @@ def test_evaluate_cryptos_diagnoses_each_crypto_within_itself():
     assert verdicts["ADAUSDC"].diagnostic == "ML_USELESS"  # predicting BUY everywhere is the baseline itself
     with pytest.raises(ValueError, match="pool 'SOLUSDC' holds the blobs of 'ADAUSDC'"):
         evaluate_cryptos({"SOLUSDC": ada}, SPEC)
+
+
+def test_relaunches_keep_the_campaigns_timeframe_and_whole_bar_horizons():
+    four_hours = CampaignSpec(campaign_id="diag-4h", group="btc-core", symbols=["BTCUSDC"], timeframe="4h",
+                              horizons=[4, 8], folds=2, backtest_days=1000)
+    longer = parsed_launch(diagnose(signals(crypto="BTCUSDC", sortino=-0.2, timeout_pct=0.5), four_hours).relaunch)
+    assert longer.timeframe == "4h" and longer.horizons == [8, 12, 16]  # doubled, plus max + one 4h bar
+    wider = parsed_launch(run_level_relaunch(four_hours))
+    assert (wider.group, wider.symbols, wider.timeframe) == ("btc-core", ["BTCUSDC"], "4h")

@@ -62,6 +62,7 @@ def market_candles(context: dg.AssetExecutionContext, object_store: ObjectStoreR
         "first_bar": pd.Timestamp(int(candles["timestamp"].iloc[0]), unit="ms", tz="UTC").isoformat(),
         "last_bar": pd.Timestamp(int(candles["timestamp"].iloc[-1]), unit="ms", tz="UTC").isoformat(),
         "data_source": spec.data_source,
+        "timeframe": spec.timeframe,
     })
     yield dg.AssetCheckResult(
         check_name=CANDLES_VALID,
