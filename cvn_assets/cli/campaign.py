@@ -24,7 +24,7 @@ def campaign_group() -> None:
 
 
 @campaign_group.command("launch")
-@click.option("--group", required=True, help="crypto group of the universes file: defi, btc-core, …")
+@click.option("--group", required=True, help="crypto group (cvn universes show): defi, btc-core, …")
 @click.option("--symbols", help="comma-separated subset of the group (default: the whole group)")
 @click.option("--folds", type=int, help="walk-forward folds, >= 2 (default 3)")
 @click.option("--families", help="model families, e.g. naive,logreg,hgb (default)")

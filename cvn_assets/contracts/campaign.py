@@ -116,7 +116,7 @@ class CampaignSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     campaign_id: CampaignId
-    group: str = Field(description="crypto group of the universes file (manual §11), e.g. defi, btc-core")
+    group: str = Field(description="crypto group (manual §11: cvntrade_universes or the universes file), e.g. defi")
     symbols: Annotated[list[Crypto], BeforeValidator(_split_csv)] = Field(
         default_factory=list, description="subset of the group's symbols; empty = the whole group"
     )
