@@ -15,7 +15,8 @@ import dagster as dg
 from cvn_assets.acquisition.assets import market_candles, s43_predictions
 from cvn_assets.alerts.defs import alert_defs
 from cvn_assets.alerts.resources import AlertChannelsResource
-from cvn_assets.campaigns.jobs import launch_discovery, s43_acquire_job, s43_gate_job
+from cvn_assets.campaigns.jobs import launch_discovery_job, s43_acquire_job, s43_gate_job
+from cvn_assets.contracts.campaign import load_universes
 from cvn_assets.campaigns.sensors import campaign_sensor
 from cvn_assets.diagnostics.resources import URL_ENV as DIAGNOSTICS_URL_ENV
 from cvn_assets.diagnostics.resources import DiagnosticsResource, diagnostics_url_from_env
@@ -70,7 +71,7 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
     campaigns = dg.Definitions(
         assets=[market_candles, s43_predictions, s43_gate, challengers],
         asset_checks=[cohort_intact],
-        jobs=[s43_acquire_job, s43_gate_job, launch_discovery],
+        jobs=[s43_acquire_job, s43_gate_job, launch_discovery_job(sorted(load_universes()))],
         sensors=[campaign_sensor],
         resources=build_resources(environ),
         executor=_executor(environ),

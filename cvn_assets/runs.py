@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import dagster as dg
 
 ACQUIRE_JOB = "s43_acquire_job"
@@ -32,29 +34,76 @@ def campaign_runs(instance: dg.DagsterInstance, campaign_id: str, stage: str) ->
     return [record.dagster_run for record in records]
 
 
-def acquisition_failure_reasons(instance: dg.DagsterInstance, campaign_id: str) -> dict[str, str]:
+# What made an acquisition fail, as far as its recorded error says (gate report, alerts):
+# data = the step refused its candles or labels (ValueError, a failed blocking candle check);
+# configuration = the campaign or a setting cannot be read; transport = the object store;
+# code = any other exception (a bug); unknown = the run failed with no step failure recorded.
+TRANSPORT_ERRORS = frozenset({"StorageError", "ObjectNotFound", "IntegrityError", "EndpointConnectionError",
+                              "ConnectTimeoutError", "ReadTimeoutError", "ConnectionError", "ConnectionRefusedError",
+                              "ClientError", "NoCredentialsError", "TimeoutError"})
+CONFIGURATION_ERRORS = frozenset({"CampaignNotRegistered", "ValidationError", "DagsterInvalidConfigError",
+                                  "DagsterResourceFunctionError", "DagsterInvalidDefinitionError"})
+BLOB_CONTRACT_ERRORS = frozenset({"BlobError", "BlobSchemaMismatch", "BlobMissingArray", "BlobShapeMismatch",
+                                  "BlobCorrupt"})
+DATA_STEPS = ("market_candles", "s43_predictions")
+
+
+@dataclass(frozen=True)
+class AcquisitionFailure:
+    """Why a crypto's latest acquisition did not succeed: the sentence and its kind of cause."""
+
+    reason: str
+    cause: str  # data | configuration | code | transport | unknown
+
+
+def failure_cause(step_key: str | None, error_class: str | None) -> str:
+    """The kind of cause of an acquisition step failure, from the step and the root error's class."""
+    if error_class is None:
+        return "unknown"
+    if error_class in TRANSPORT_ERRORS:
+        return "transport"
+    if error_class in CONFIGURATION_ERRORS:
+        return "configuration"
+    if error_class in BLOB_CONTRACT_ERRORS:
+        return "code"  # the producer wrote what the blob contract refuses
+    step = (step_key or "").split("[", 1)[0]
+    if step in DATA_STEPS and error_class in ("ValueError", "DagsterAssetCheckFailedError"):
+        return "data"
+    return "code"
+
+
+def acquisition_failures(instance: dg.DagsterInstance, campaign_id: str) -> dict[str, AcquisitionFailure]:
     """For each crypto whose latest acquisition run did not succeed: why, from its event log."""
     latest: dict[str, dg.DagsterRun] = {}
     for run in campaign_runs(instance, campaign_id, "acquire"):
         latest.setdefault(run.tags.get(CRYPTO_TAG, ""), run)
-    reasons = {}
+    failures = {}
     for crypto, run in latest.items():
         if run.status == dg.DagsterRunStatus.SUCCESS or not crypto:
             continue
         message = f"acquisition run {run.run_id} is {run.status.value}"
-        failures = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-        errors = [record.dagster_event.step_failure_data.error for record in failures if record.dagster_event]
-        if errors and errors[0] is not None:
-            message += f": {root_cause(errors[0])}"
-        reasons[crypto] = message
-    return reasons
+        cause = "unknown"
+        records = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        steps = [record.dagster_event for record in records if record.dagster_event]
+        if steps and steps[0].step_failure_data.error is not None:
+            error = root_error(steps[0].step_failure_data.error)
+            message += f": {root_cause(error)}"
+            cause = failure_cause(steps[0].step_key, error.cls_name)
+        failures[crypto] = AcquisitionFailure(reason=message, cause=cause)
+    return failures
+
+
+def root_error(error):
+    """The user error under Dagster's wrappers (a SerializableErrorInfo chain)."""
+    cause = error
+    while cause.cause is not None and "dagster" in cause.cls_name.lower():
+        cause = cause.cause
+    return cause
 
 
 def root_cause(error) -> str:
     """First line of the user error under Dagster's wrappers (a SerializableErrorInfo chain)."""
-    cause = error
-    while cause.cause is not None and "dagster" in cause.cls_name.lower():
-        cause = cause.cause
+    cause = root_error(error)
     lines = cause.message.strip().splitlines()
     if not lines:
         return cause.cls_name

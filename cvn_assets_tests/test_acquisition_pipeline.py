@@ -159,7 +159,7 @@ def test_unusable_candles_fail_loud_before_any_blob(default_run):
     broken = candles.copy()
     broken.loc[5000, "low"] = broken.loc[5000, "high"] * 1.5
 
-    with pytest.raises(ValueError, match=r"candles SOLUSDC: expected usable 5-minute bars, found: ohlc: .*found 1 bar"):
+    with pytest.raises(ValueError, match=r"candles SOLUSDC: expected usable 5m bars, found: ohlc: .*found 1 bar"):
         acquire(spec, "SOLUSDC", broken)
 
 

@@ -62,7 +62,24 @@ def _with_meta(data: bytes, **updates) -> bytes:
 
 def test_raised_schema_version_is_a_schema_mismatch():
     data = _with_meta(encode_blob(sample_blob()), schema_version=SCHEMA_VERSION + 1)
-    with pytest.raises(BlobSchemaMismatch, match=rf"schema_version expected one of \[1\], found {SCHEMA_VERSION + 1}"):
+    with pytest.raises(BlobSchemaMismatch, match=rf"schema_version expected one of \[1, 2\], found {SCHEMA_VERSION + 1}"):
+        decode_blob(data, KEY)
+
+
+def test_a_v1_blob_written_before_timeframes_reads_as_five_minute_bars():
+    current = sample_blob()
+    with np.load(io.BytesIO(encode_blob(current)), allow_pickle=False) as npz:
+        v1_meta = json.loads(str(npz["meta"]))
+    del v1_meta["timeframe"]  # exactly what a v1 producer wrote
+    v1_meta["schema_version"] = 1
+    blob = decode_blob(rewrite_npz(encode_blob(current), meta=np.array(json.dumps(v1_meta))), KEY)
+    assert blob.meta.schema_version == SCHEMA_VERSION == 2 and blob.meta.timeframe == "5m"
+    assert blob.meta.model_dump(exclude={"schema_version"}) == current.meta.model_dump(exclude={"schema_version"})
+
+
+def test_a_v2_blob_without_its_timeframe_is_a_schema_mismatch():
+    data = _with_meta(encode_blob(sample_blob()), timeframe=None)
+    with pytest.raises(BlobSchemaMismatch, match="meta field 'timeframe'"):
         decode_blob(data, KEY)
 
 

@@ -99,14 +99,14 @@ def _tick(instance: dg.DagsterInstance, defs: dg.Definitions):
         return campaign_sensor(context)
 
 
-def write_ohlcv_csv(path, bars: int, seed: int = 0) -> None:
-    """A plain CSV of 5-minute bars (timestamp in epoch ms), a geometric random walk."""
+def write_ohlcv_csv(path, bars: int, seed: int = 0, step_ms: int = 300_000) -> None:
+    """A plain CSV of bars ``step_ms`` apart (5 minutes by default; timestamp in epoch ms), a geometric random walk."""
     rng = np.random.default_rng(seed)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.002, bars)))
     open_ = np.concatenate([[close[0]], close[:-1]])
     spread = np.abs(rng.normal(0, 0.001, bars)) * close
     frame = pd.DataFrame({
-        "timestamp": 1_700_000_000_000 + np.arange(bars, dtype=np.int64) * 300_000,
+        "timestamp": 1_700_000_000_000 + np.arange(bars, dtype=np.int64) * step_ms,
         "open": open_, "high": np.maximum(open_, close) + spread, "low": np.minimum(open_, close) - spread,
         "close": close, "volume": rng.gamma(2.0, 10.0, bars),
     })
@@ -174,3 +174,93 @@ def test_the_default_worker_count_never_spawns_on_two_cores_and_spreads_big_camp
     assert default_workers(20, cpus=8) == 5 and default_workers(200, cpus=8) == 7  # one core stays ours
     assert default_workers(0, cpus=1) == 1
     assert 1 <= default_workers(1_000) <= max(1, available_cpus() - 1)
+
+
+def test_the_launchpad_accepts_everything_the_cli_does(instance, storage_root, tmp_path):
+    from cvn_assets.storage.manifests import read_manifest
+
+    defs = build_defs()
+    job = defs.resolve_job_def(LAUNCH_JOB)
+    data_dir = tmp_path / "hourly"
+    data_dir.mkdir()
+    write_ohlcv_csv(data_dir / "BTCUSDC.csv", bars=2600, step_ms=3_600_000)
+    common = {"horizons": "H1", "sl_range": "1.0", "tp_range": "2.0", "folds": 2, "families": "naive"}
+    launches = {
+        "launchpad-synth": {"group": "defi", "symbols": "SOLUSDC", "timeframe": "30m", "planted_signal": 0.6,
+                            "backtest_days": 60, **common},
+        "launchpad-files": {"group": "btc-core", "symbols": "BTCUSDC", "timeframe": "1h", "data_source": "files",
+                            "data_dir": str(data_dir), "backtest_days": 105, **common},
+    }
+    for campaign_id, config in launches.items():
+        result = job.execute_in_process(instance=instance, run_config={"ops": {"register_campaign": {"config": {
+            **config, "campaign_id": campaign_id}}}})
+        assert result.success
+    store = defs.resources["object_store"].store()
+    synth = read_manifest(store, "s43-predictions", "launchpad-synth").spec
+    files = read_manifest(store, "s43-predictions", "launchpad-files").spec
+    assert (synth.timeframe, synth.planted_signal, synth.data_source) == ("30m", 0.6, "synthetic")
+    assert (files.timeframe, files.data_source, files.data_dir, files.group) == ("1h", "files", data_dir, "btc-core")
+
+
+def test_a_mistyped_group_fails_the_launchpad_config_validation_and_starts_no_run(instance, storage_root):
+    job = build_defs().resolve_job_def(LAUNCH_JOB)
+    with pytest.raises(dg.DagsterInvalidConfigError) as refused:
+        job.execute_in_process(instance=instance,
+                               run_config={"ops": {"register_campaign": {"config": {"group": "dfi"}}}})
+    assert "not in enum type CryptoGroup got dfi" in str(refused.value)
+    assert instance.get_runs_count() == 0  # no failed run counts against the pipeline success rate
+    assert not storage_root.exists() or not list(storage_root.rglob("*.json"))
+
+
+def test_the_launchpad_runs_the_preflight_and_registers_nothing_for_bad_candles(instance, storage_root, tmp_path):
+    data_dir = tmp_path / "hourly"
+    data_dir.mkdir()
+    write_ohlcv_csv(data_dir / "BTCUSDC.csv", bars=2600, step_ms=3_600_000)  # hourly bars, launched as 5m
+    result = build_defs().resolve_job_def(LAUNCH_JOB).execute_in_process(
+        instance=instance, raise_on_error=False,
+        run_config={"ops": {"register_campaign": {"config": {
+            "group": "btc-core", "symbols": "BTCUSDC", "data_source": "files", "data_dir": str(data_dir),
+            "campaign_id": "launchpad-bad"}}}})
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "found a median spacing of 3600000 ms (1h)" in failure.step_failure_data.user_failure_data.description
+    assert instance.get_dynamic_partitions("campaign") == []
+
+
+def test_every_blob_absent_because_every_acquisition_refused_its_data_is_said_so_not_transport(
+        instance, storage_root, tmp_path, http_receiver, monkeypatch):
+    from cvn_assets.alerts.resources import AlertChannelsResource
+    from cvn_assets.alerts.sensors import build_asset_check_sensor
+    from cvn_assets.gate.assets import COHORT_COMPLETE
+    from cvn_assets_tests.fixtures.campaigns import check_evaluations
+
+    defs = build_defs()
+    harness = CampaignHarness(instance=instance, defs=defs, store=defs.resources["object_store"].store(),
+                              prefix="s43-predictions")
+    data_dir = tmp_path / "ohlcv"
+    data_dir.mkdir()
+    for symbol in ("SOLUSDC", "ADAUSDC"):  # registered without the CLI's pre-flight: the steps refuse them
+        (data_dir / f"{symbol}.csv").write_text("timestamp,open,high,low,close,volume\n")
+    harness.register(small_spec("data-absent-001", data_source="files", data_dir=data_dir))
+    monkeypatch.setenv("CVN_ALERT_WEBHOOK_URL", http_receiver.url("/hook/data"))
+    sensor, resources = build_asset_check_sensor(), {"alert_channels": AlertChannelsResource(backoff_seconds=0.01)}
+    cursor = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, resources=resources)).cursor
+    for symbol in ("SOLUSDC", "ADAUSDC"):
+        assert not harness.acquire("data-absent-001", symbol).success
+
+    gate = harness.gate("data-absent-001")
+    report = harness.report("data-absent-001")
+    assert report.verdict == Verdict.INCONCLUSIVE_TOOLING
+    assert not report.transport_suspect and report.absence_causes == ["data"]
+    assert "because every acquisition failed (data — not a transport problem)" in report.summary
+    assert "expected candle rows, found none" in report.summary and "cvn s3 check" not in report.summary
+    assert report.next_step.startswith("data: fix the candles")
+    complete = check_evaluations(gate)[COHORT_COMPLETE]
+    assert complete.metadata["absence_causes"].value == "data"
+    assert complete.metadata["next_step"].value.startswith("data: fix the candles")
+
+    sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+    alerts = [request.json() for request in http_receiver.accepted("/hook")]
+    assert len(alerts) == 1 and not alerts[0]["scenario"].startswith("runbook scenario C")
+    assert "every acquisition failed (data, not transport)" in alerts[0]["title"]
+    assert alerts[0]["next_steps"][0].startswith("data: fix the candles")

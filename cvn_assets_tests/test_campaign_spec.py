@@ -37,7 +37,7 @@ def test_defaults_are_the_demo_campaign():
         ({"horizons": "H0"}, "horizons", "greater than or equal to 1"),
         ({"horizons": "4h"}, "horizons", "expected H<n> with n hours"),
         ({"group": "memecoins"}, "group", "unknown group 'memecoins': expected one of ['btc-core', 'defi']"),
-        ({"backtest_days": 5}, "backtest_days", "too short for 3 folds with horizons up to H4: expected at least 13"),
+        ({"backtest_days": 5}, "backtest_days", "too short for 3 folds of 5m bars with horizons up to H4: expected at least 13"),
         ({"folds": 1}, "folds", "greater than or equal to 2"),
         ({"families": "naive,xgb"}, "families", "unknown families ['xgb']: expected any of ['hgb', 'logreg', 'naive']"),
         ({"families": "hgb,hgb"}, "families", "duplicates"),
@@ -100,3 +100,26 @@ def test_a_stored_manifest_is_read_back_on_a_machine_without_the_data_dir(tmp_pa
     assert manifest.spec == spec and len(manifest.expected) == 9
     with pytest.raises(ValidationError, match="data_dir"):
         CampaignManifest.model_validate_json(stored)
+
+
+def test_horizons_stay_in_hours_and_become_bars_by_timeframe():
+    assert launch(timeframe="1h", horizons="H1,H4", backtest_days=200).horizon_bars == [1, 4]
+    assert launch(timeframe="30m", horizons="H1,H4", backtest_days=200).horizon_bars == [2, 8]
+    assert launch(timeframe="1m", horizons="H1").horizon_bars == [60]
+    assert launch().timeframe == "5m"  # the default, and what every stored manifest before it meant
+
+
+@pytest.mark.parametrize(
+    ("parameters", "fragment"),
+    [
+        ({"timeframe": "2h"}, "Input should be '1m', '5m', '15m', '30m', '1h' or '4h'"),
+        ({"timeframe": "4h", "horizons": "H1,H4", "backtest_days": 900}, "horizon H1 is not a whole number of 4h bars"),
+        # a floor of bars, not of days: 2 folds of hourly bars need ~104 days, not the 5-minute 9
+        ({"timeframe": "1h", "folds": 2, "horizons": "H1", "backtest_days": 60},
+         "too short for 2 folds of 1h bars with horizons up to H1: expected at least 104"),
+    ],
+)
+def test_timeframes_are_refused_by_name(parameters, fragment):
+    with pytest.raises(ValidationError) as caught:
+        launch(**parameters)
+    assert fragment in str(caught.value)

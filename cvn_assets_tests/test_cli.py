@@ -72,7 +72,7 @@ def test_gate_blob_ls_and_inspect_show_what_the_gate_sees(launched, cli_env, sto
     good = cvn("blob", "inspect", bad_key, "--json")
     assert good.returncode == 0, good.stderr
     details = json.loads(good.stdout)
-    assert details["schema_version"] == 1 and details["checksum"] == "verified"
+    assert details["schema_version"] == 2 and details["meta"]["timeframe"] == "5m" and details["checksum"] == "verified"
     assert details["arrays"]["proba_buy"] == {"dtype": "float32", "shape": [details["rows"]]}
     # The URI it prints and the path on disk name the same blob.
     for same in (details["uri"], str(storage_root / bad_key)):

@@ -23,6 +23,11 @@ def test_code_location_loads_from_the_workspace_module(storage_root):
     assert {"campaign_sensor", "global_state_sensor", "run_failure_alert_sensor", "asset_check_alert_sensor",
             "stuck_run_sensor"} <= {sensor.name for sensor in repository.sensor_defs}
     assert "morning_check_schedule" in {schedule.name for schedule in repository.schedule_defs}
+    # the UI counts a campaign's unexpected campaign × crypto cells as missing: the assets say why
+    descriptions = {name: " ".join(repository.asset_graph.get(dg.AssetKey(name)).description.split())
+                    for name in ("market_candles", "s43_predictions")}
+    assert "a campaign expects only the cryptos of its manifest" in descriptions["market_candles"]
+    assert "only the campaign's own cryptos are expected" in descriptions["s43_predictions"]
 
 
 def test_nothing_is_read_from_the_environment_at_import(monkeypatch):

@@ -200,7 +200,7 @@ def _blob(crypto: str, fold: int, family: str, y_true, y_pred):
     start = 1_700_000_000_000 + fold * 10_000_000
     rows = len(y_true)
     meta = BlobMeta(schema_version=SCHEMA_VERSION, campaign_id="diag-001", crypto=crypto, fold=fold, family=family,
-                    pte=Pte(sl=1.0, tp=2.0, horizon=12), threshold=0.5,
+                    pte=Pte(sl=1.0, tp=2.0, horizon=12), timeframe="5m", threshold=0.5,
                     train=Window(start_ms=start - 3_000_000, end_ms=start - 2_000_000),
                     validation=Window(start_ms=start - 2_000_000, end_ms=start - 1_000_000),
                     test=Window(start_ms=start, end_ms=start + rows * 300_000),
@@ -219,3 +219,12 @@ def test_evaluate_cryptos_diagnoses_each_crypto_within_itself():
     assert verdicts["ADAUSDC"].diagnostic == "ML_USELESS"  # predicting BUY everywhere is the baseline itself
     with pytest.raises(ValueError, match="pool 'SOLUSDC' holds the blobs of 'ADAUSDC'"):
         evaluate_cryptos({"SOLUSDC": ada}, SPEC)
+
+
+def test_relaunches_keep_the_campaigns_timeframe_and_whole_bar_horizons():
+    four_hours = CampaignSpec(campaign_id="diag-4h", group="btc-core", symbols=["BTCUSDC"], timeframe="4h",
+                              horizons=[4, 8], folds=2, backtest_days=1000)
+    longer = parsed_launch(diagnose(signals(crypto="BTCUSDC", sortino=-0.2, timeout_pct=0.5), four_hours).relaunch)
+    assert longer.timeframe == "4h" and longer.horizons == [8, 12, 16]  # doubled, plus max + one 4h bar
+    wider = parsed_launch(run_level_relaunch(four_hours))
+    assert (wider.group, wider.symbols, wider.timeframe) == ("btc-core", ["BTCUSDC"], "4h")

@@ -59,6 +59,7 @@ def test_same_gates_write_identical_rows_to_sqlite_and_postgres_and_a_rerun_repl
         ("PASS", "defi", 12, 12)
     assert verdict["evaluated_at"] == report.evaluated_at and json.loads(verdict["spec"])["campaign_id"] == report.campaign_id
     assert [row["crypto"] for row in signals] == ["ADAUSDC", "SOLUSDC"]
+    assert verdict["timeframe"] == "5m" and {row["timeframe"] for row in signals} == {"5m"}  # Grafana shows it
     for row in signals:
         crypto = report.cryptos[row["crypto"]]
         assert (row["diagnostic"], row["candidate"], row["action"], row["relaunch"]) == \

@@ -13,6 +13,7 @@ import numpy as np
 
 from cvn_assets.acquisition.assets import BLOBS_INTACT
 from cvn_assets.gate.assets import COHORT_COMPLETE, COHORT_INTACT, ML_BEATS_BASELINE
+from cvn_assets.contracts.campaign import CampaignManifest
 from cvn_assets.gate.report import Verdict
 from cvn_assets.runs import root_cause
 from cvn_assets_tests.fixtures.blobs import rewrite_npz
@@ -30,7 +31,7 @@ def test_complete_cohort_gives_a_verdict_with_every_blob_recorded(harness):
     assert len(table.records) == 4  # 2 folds × 2 families
     record = table.records[0].data
     assert set(record) == {"key", "uri", "bytes", "sha256", "schema_version", "rows"}
-    assert record["uri"] == harness.store.uri(record["key"]) and record["schema_version"] == 1
+    assert record["uri"] == harness.store.uri(record["key"]) and record["schema_version"] == 2
     assert check_evaluations(acquisition)[BLOBS_INTACT].passed
     assert harness.acquire("complete-001", "ADAUSDC").success
 
@@ -164,3 +165,26 @@ def test_rerunning_an_acquisition_partition_replaces_its_blobs(harness):
     assert harness.acquire("rerun-001", "SOLUSDC").success  # clear + rerun, as the runbook says
     assert harness.gate("rerun-001").success
     assert harness.report("rerun-001").missing == []
+
+
+def test_absences_explained_only_by_transport_or_nothing_stay_transport_suspect():
+    from cvn_assets.gate.cohort import Cohort, CohortEntry
+    from cvn_assets.runs import failure_cause
+    from cvn_assets_tests.fixtures.gate_reports import gate_spec
+
+    manifest = CampaignManifest.for_spec(gate_spec("suspect-001", ["SOLUSDC", "ADAUSDC"]))
+
+    def cohort(causes: dict[str, str | None]) -> Cohort:
+        return Cohort(manifest=manifest, entries=[
+            CohortEntry(ref=ref, key=ref.key("p"), blob=None, reason="failed", cause=causes[ref.crypto])
+            for ref in manifest.expected])
+
+    assert failure_cause("s43_predictions", "StorageError") == "transport"
+    assert failure_cause("market_candles", "ValueError") == "data"
+    assert failure_cause("market_candles", "DagsterAssetCheckFailedError") == "data"  # candles_valid blocked it
+    assert failure_cause("s43_predictions", "KeyError") == "code"
+    assert failure_cause("s43_predictions", "CampaignNotRegistered") == "configuration"
+    assert cohort({"SOLUSDC": "transport", "ADAUSDC": "transport"}).transport_suspect
+    assert cohort({"SOLUSDC": "data", "ADAUSDC": None}).transport_suspect  # ADAUSDC: nothing explains it
+    explained = cohort({"SOLUSDC": "data", "ADAUSDC": "code"})
+    assert not explained.transport_suspect and explained.absence_causes == ["code", "data"]

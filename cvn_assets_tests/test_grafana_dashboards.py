@@ -46,7 +46,7 @@ def test_the_dashboards_show_the_golden_signals_of_the_manual():
     sql = " ".join(query for _, _, query in queries())
     for column in ("f1_buy", "baseline_f1_buy", "f1_buy_delta", "screening_f1_buy", "last_fold_f1_buy",
                    "screening_testing_gap", "std_f1_buy", "sortino", "tp_pct", "sl_pct", "timeout_pct",
-                   "diagnostic", "reasons", "relaunch", "cvn_global_state"):
+                   "diagnostic", "reasons", "relaunch", "cvn_global_state", "timeframe"):
         assert column in sql, f"§2/§14: {column} is not on any dashboard"
 
 

@@ -152,7 +152,7 @@ def test_one_minute_bars_are_refused(tmp_path, market):
     buffer = io.StringIO()
     one_minute.to_csv(buffer, index=False)
     (tmp_path / "SOLUSDC.csv").write_text(buffer.getvalue())
-    with pytest.raises(ValueError, match=r"expected 5-minute bars \(300000 ms apart\), found a median spacing of 60000 ms in \['SOLUSDC\.csv'\]"):
+    with pytest.raises(ValueError, match=r"expected 5m bars \(300000 ms apart\), found a median spacing of 60000 ms \(1m\) in \['SOLUSDC\.csv'\]"):
         load_candles(spec(data_source="files", data_dir=tmp_path), "SOLUSDC")
 
 
@@ -165,7 +165,7 @@ def test_checks_pass_on_clean_bars_and_report_gaps_as_warnings(market):
 
     assert report.passed and report.problems == []
     assert (report.gaps, report.missing_bars) == (2, 4)
-    assert report.warnings == ["timestamp: 2 gap(s), 4 missing 5-minute bar(s)"]
+    assert report.warnings == ["timestamp: 2 gap(s), 4 missing 5m bar(s)"]
     assert report.n_bars == len(gapped) and report.strictly_increasing
     assert report.first_timestamp_ms == market["timestamp"].iloc[0]
 
@@ -185,7 +185,7 @@ def test_checks_name_every_problem(market):
     assert "1 duplicated bar(s)" in text
     assert "expected high >= max(open, close) and low <= min(open, close), found 1 bar(s)" in text
     assert "expected no NaN, found 1" in text
-    assert "not a multiple of 5 minutes" in text
+    assert "not a multiple of 5m" in text
 
 
 def test_checks_refuse_disorder_and_too_few_bars_for_the_folds(market):
@@ -196,3 +196,22 @@ def test_checks_refuse_disorder_and_too_few_bars_for_the_folds(market):
     assert report.out_of_order == 2999
     assert any("expected strictly increasing" in problem for problem in report.problems)
     assert any(f"need at least {report.bars_needed} bars, found 3000" in problem for problem in report.problems)
+
+
+@pytest.mark.parametrize(("timeframe", "step_ms", "per_day"), [("30m", 1_800_000, 48), ("1h", 3_600_000, 24)])
+def test_synthetic_candles_honour_the_campaign_timeframe(timeframe, step_ms, per_day):
+    candles = load_candles(spec(timeframe=timeframe, folds=2, horizons="H1", backtest_days=110), "SOLUSDC")
+    assert len(candles) == 110 * per_day
+    assert (np.diff(candles["timestamp"]) == step_ms).all()
+    assert check_candles(candles, spec(timeframe=timeframe, folds=2, horizons="H1", backtest_days=110)).passed
+    # a bar of an hour moves more than a bar of five minutes (variance adds up over time)
+    five = load_candles(spec(backtest_days=15), "SOLUSDC")
+    assert np.log(candles["close"]).diff().std() > 2 * np.log(five["close"]).diff().std()
+
+
+def test_hourly_bars_declared_as_five_minutes_fail_the_check_naming_the_spacing_found():
+    hourly = synthetic_candles("SOLUSDC", seed=1, days=120, timeframe="1h")
+    report = check_candles(hourly, spec(backtest_days=60))
+    assert not report.passed and report.gaps == 0  # one spacing problem, not thousands of gaps
+    assert report.problems[0] == ("timestamp: expected 5m bars (300000 ms apart), "
+                                  "found a median spacing of 3600000 ms (1h)")

@@ -17,7 +17,7 @@ def blob(family: str, fold: int, y_true, y_pred, exits=None, returns=None, valid
     rows = len(y_true)
     start = 1_700_000_000_000 + fold * 10_000_000
     meta = BlobMeta(schema_version=SCHEMA_VERSION, campaign_id="sig-001", crypto=crypto, fold=fold, family=family,
-                    pte=Pte(sl=1.0, tp=2.0, horizon=12), threshold=0.5,
+                    pte=Pte(sl=1.0, tp=2.0, horizon=12), timeframe="5m", threshold=0.5,
                     train=Window(start_ms=start - 3_000_000, end_ms=start - 2_000_000),
                     validation=Window(start_ms=start - 2_000_000, end_ms=start - 1_000_000),
                     test=Window(start_ms=start, end_ms=start + rows * BAR_MS),

@@ -217,3 +217,41 @@ def test_table_marks_follow_section_2():
     assert levels[("screening_testing_gap", "SOLUSDC")] == Level.UNKNOWN
     text = render_table(signal_table(signals))
     assert "SOLUSDC (defi)" in text and "?" in text and "!!" in text
+
+
+# The no-candidate rules relaunch the campaigns that failed, not a fixed group
+
+
+def test_no_candidate_rules_relaunch_the_failed_campaigns_own_group_and_data_source(real_gates, tmp_path):
+    from cvn_assets.alerts.messages import state_alert
+    from cvn_assets.alerts.policy import Decision, NotificationKind
+    from cvn_assets.alerts.alert import Severity
+    from cvn_assets.diagnostics.store import DiagnosticsStore
+    from cvn_assets.state.rules import State, evaluate_state
+    from cvn_assets.state.signals import gate_history
+    from cvn_assets.state.sources import StoreDiagnostics
+
+    store = DiagnosticsStore(f"sqlite:///{tmp_path / 'diag.sqlite'}")
+    store.migrate()
+    failed = real_gates["fail"].report
+    data_dir = tmp_path / "candles"
+    for day, (campaign_id, group) in enumerate([("core-fail-001", "btc-core"), ("core-fail-002", "btc-core"),
+                                                ("core-fail-003", "btc-core")]):
+        spec = failed.spec.model_copy(update={"campaign_id": campaign_id, "group": group, "symbols": ["BTCUSDC"],
+                                              "data_source": "files", "data_dir": data_dir, "timeframe": "1h"})
+        store.replace_gate(failed.model_copy(update={
+            "campaign_id": campaign_id, "group": group, "spec": spec,
+            "evaluated_at": NOW - timedelta(days=5 - day)}))
+    history = gate_history(StoreDiagnostics(store).gate_records(10), StateSettings(), NOW)
+    evaluation = evaluate_state(healthy(gates=history), StateSettings(), {})
+    fired = {rule.id: rule for rule in evaluation.rules}
+    assert {"zero_pass_gates", "no_candidates"} <= set(fired)
+
+    alert = state_alert(evaluation, Decision(kind=NotificationKind.FIRING, severity=Severity.P2, previous_state=None,
+                                             reason="test"), NOW)
+    relaunches = [command for command in alert.commands if command.startswith("cvn campaign launch")]
+    assert relaunches and all("--group btc-core --symbols BTCUSDC" in command for command in relaunches)
+    assert all(f"--data-source files --data-dir {data_dir}" in command and "--timeframe 1h" in command
+               for command in relaunches)
+    assert not any("--group defi" in command for command in alert.commands)
+    store.close()

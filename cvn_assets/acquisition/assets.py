@@ -45,7 +45,13 @@ def campaign_spec(object_store: ObjectStoreResource, campaign_id: str) -> Campai
     kinds={"pandas", "parquet"},
 )
 def market_candles(context: dg.AssetExecutionContext, object_store: ObjectStoreResource) -> Iterator:
-    """5-minute OHLCV bars of one crypto over the campaign window (synthetic or user files)."""
+    """OHLCV bars of one crypto over the campaign window, at the campaign's timeframe (synthetic or user files).
+
+    Partitions are campaign × crypto over every crypto any campaign uses: a campaign expects only
+    the cryptos of its manifest, so the other cells of its row stay unmaterialized by design and
+    the UI's "missing" count includes them (docs/architecture.md). The expected cohort is the
+    manifest: `cvn blob ls --campaign ID`.
+    """
     campaign_id, crypto = partition_identity(context.partition_key)
     spec = campaign_spec(object_store, campaign_id)
     candles = load_candles(spec, crypto)
@@ -55,6 +61,7 @@ def market_candles(context: dg.AssetExecutionContext, object_store: ObjectStoreR
         "first_bar": pd.Timestamp(int(candles["timestamp"].iloc[0]), unit="ms", tz="UTC").isoformat(),
         "last_bar": pd.Timestamp(int(candles["timestamp"].iloc[-1]), unit="ms", tz="UTC").isoformat(),
         "data_source": spec.data_source,
+        "timeframe": spec.timeframe,
     })
     yield dg.AssetCheckResult(
         check_name=CANDLES_VALID,
@@ -83,7 +90,12 @@ def market_candles(context: dg.AssetExecutionContext, object_store: ObjectStoreR
 def s43_predictions(
     context: dg.AssetExecutionContext, candles: pd.DataFrame, object_store: ObjectStoreResource
 ) -> Iterator:
-    """Walk-forward test-fold predictions of one crypto: one blob per (fold, family)."""
+    """Walk-forward test-fold predictions of one crypto: one blob per (fold, family).
+
+    Like market_candles, only the campaign's own cryptos are expected: the other campaign × crypto
+    cells shown as missing are partitions no campaign asked for, not failed acquisitions (the gate's
+    cohort_complete check says what is really absent).
+    """
     campaign_id, crypto = partition_identity(context.partition_key)
     spec = campaign_spec(object_store, campaign_id)
     # scikit-learn is imported by the step that trains, not by every process loading the definitions

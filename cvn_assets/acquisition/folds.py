@@ -12,7 +12,7 @@ where HPO scores its trials. Between each pair of consecutive parts there is a g
 * **purge** = the longest label horizon of the PTE grid: a label at bar ``t`` looks at bars
   ``t+1 … t+H``; dropping the last ``H`` bars before a slice guarantees that no earlier label
   "sees" a bar of that slice;
-* **embargo** (before the test slice only) = an extra hour of bars, because features and
+* **embargo** (before the test slice only) = 12 more bars (an hour of 5-minute bars), because features and
   volatility are serially correlated: the test slice should not start right where training ended.
 
 ::
@@ -28,12 +28,14 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cvn_assets.contracts.campaign import BARS_PER_DAY, BARS_PER_HOUR
+from cvn_assets.contracts.timeframes import DEFAULT_TIMEFRAME, bars_per_day
 
 if TYPE_CHECKING:
     from cvn_assets.contracts.campaign import CampaignSpec
 
 # Bars of history the feature set needs before its first complete row (see features.py,
-# whose longest look-back is one day); labels' ATR needs far less.
+# whose longest look-back is 288 bars, one day of 5-minute bars); labels' ATR needs far less.
+# Every floor here is a number of bars whatever the timeframe: the models see bars, not hours.
 WARMUP_BARS = BARS_PER_DAY
 EMBARGO_BARS = BARS_PER_HOUR
 MIN_TRAIN_BARS = 2 * BARS_PER_DAY
@@ -95,14 +97,14 @@ def minimum_bars(folds: int, max_horizon_bars: int) -> int:
     return WARMUP_BARS + (folds + 1) * _minimum_block(max_horizon_bars) + max_horizon_bars
 
 
-def minimum_days(folds: int, max_horizon_bars: int) -> int:
-    """Fewest days of 5-minute bars for ``folds`` folds and labels up to ``max_horizon_bars``."""
-    return math.ceil(minimum_bars(folds, max_horizon_bars) / BARS_PER_DAY)
+def minimum_days(folds: int, max_horizon_bars: int, timeframe: str = DEFAULT_TIMEFRAME) -> int:
+    """Fewest days of ``timeframe`` bars for ``folds`` folds and labels up to ``max_horizon_bars``."""
+    return math.ceil(minimum_bars(folds, max_horizon_bars) / bars_per_day(timeframe))
 
 
 def minimum_backtest_days(spec: CampaignSpec) -> int:
-    """The ``backtest_days`` floor of a campaign: its folds and its longest horizon."""
-    return minimum_days(spec.folds, max(spec.horizon_bars))
+    """The ``backtest_days`` floor of a campaign: its folds, its longest horizon and its timeframe."""
+    return minimum_days(spec.folds, max(spec.horizon_bars), spec.timeframe)
 
 
 def build_folds(n_bars: int, folds: int, max_horizon_bars: int) -> list[Fold]:
@@ -117,8 +119,8 @@ def build_folds(n_bars: int, folds: int, max_horizon_bars: int) -> list[Fold]:
     needed = minimum_bars(folds, max_horizon_bars)
     if n_bars < needed:
         raise ValueError(
-            f"candles: {folds} folds with a {max_horizon_bars}-bar horizon need at least {needed} bars "
-            f"({math.ceil(needed / BARS_PER_DAY)} days of 5-minute bars), found {n_bars}"
+            f"candles: {folds} folds with a {max_horizon_bars}-bar horizon need at least {needed} bars, "
+            f"found {n_bars}"
         )
     purge = purge_bars(max_horizon_bars)
     usable_stop = n_bars - max_horizon_bars

@@ -1,4 +1,6 @@
-"""Market candles: where a campaign's 5-minute OHLCV bars come from, and whether they are usable.
+"""Market candles: where a campaign's OHLCV bars come from, and whether they are usable.
+
+Bars have the campaign's ``timeframe`` (5 minutes by default; contracts/timeframes.py).
 
 Two sources (``CampaignSpec.data_source``):
 
@@ -6,7 +8,8 @@ Two sources (``CampaignSpec.data_source``):
   the properties real crypto bars have: heavy-tailed returns (Student-t), volatility
   clustering (GARCH(1,1)), calm/turbulent regime switches with their own drift, a per-symbol
   price level and volatility, intrabar highs and lows, and volume that rises with volatility.
-  ``planted_signal`` > 0 adds trend spells (about 8 hours each, alternating up and down) whose
+  Volatility per bar grows with the square root of the bar's length; regimes last days whatever
+  the timeframe. ``planted_signal`` > 0 adds trend spells (about 96 bars each, alternating up and down) whose
   drift is a fraction of the volatility: momentum features see a spell a few bars after it
   starts, so a model can learn it — a known, learnable signal for tests. The window ends at a fixed date so that the same spec gives the same bars.
 * ``files`` — a directory (``data_dir``) with the symbol's files, named ``<SYMBOL>.<ext>`` or
@@ -39,12 +42,12 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from cvn_assets.acquisition.folds import minimum_bars
-from cvn_assets.contracts.campaign import BAR_MINUTES, BARS_PER_DAY
+from cvn_assets.contracts.timeframes import DEFAULT_TIMEFRAME, bar_minutes, bar_ms, bars_per_day, describe_spacing
 
 if TYPE_CHECKING:
     from cvn_assets.contracts.campaign import CampaignSpec
 
-BAR_MS = BAR_MINUTES * 60_000
+BAR_MS = bar_ms(DEFAULT_TIMEFRAME)  # the default timeframe's spacing
 DAY_MS = 86_400_000
 OHLCV = ("open", "high", "low", "close", "volume")
 CANDLE_COLUMNS = ("timestamp", *OHLCV)
@@ -61,12 +64,13 @@ _MAX_EPOCH_MS = 10**13
 
 
 def load_candles(spec: CampaignSpec, symbol: str) -> pd.DataFrame:
-    """The last ``spec.backtest_days`` days of 5-minute bars of ``symbol`` (module docstring)."""
+    """The last ``spec.backtest_days`` days of ``spec.timeframe`` bars of ``symbol`` (module docstring)."""
     if spec.data_source == "synthetic":
-        return synthetic_candles(symbol, seed=spec.seed, days=spec.backtest_days, planted_signal=spec.planted_signal)
+        return synthetic_candles(symbol, seed=spec.seed, days=spec.backtest_days, planted_signal=spec.planted_signal,
+                                 timeframe=spec.timeframe)
     if spec.data_dir is None:
         raise ValueError("data_dir is required when data_source is 'files'")
-    return file_candles(Path(spec.data_dir), symbol, days=spec.backtest_days)
+    return file_candles(Path(spec.data_dir), symbol, days=spec.backtest_days, timeframe=spec.timeframe)
 
 
 # ----------------------------------------------------------------------------------- synthetic
@@ -78,15 +82,18 @@ def _symbol_rng(seed: int, symbol: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, digest]))
 
 
-def synthetic_candles(symbol: str, seed: int, days: int, planted_signal: float = 0.0) -> pd.DataFrame:
-    """Deterministic 5-minute bars for (seed, symbol) over ``days`` days (module docstring)."""
+def synthetic_candles(symbol: str, seed: int, days: int, planted_signal: float = 0.0,
+                      timeframe: str = DEFAULT_TIMEFRAME) -> pd.DataFrame:
+    """Deterministic ``timeframe`` bars for (seed, symbol) over ``days`` days (module docstring)."""
     rng = _symbol_rng(seed, symbol)
-    burn_in = 2 * BARS_PER_DAY
-    n = days * BARS_PER_DAY
+    per_day = bars_per_day(timeframe)
+    burn_in = 2 * per_day
+    n = days * per_day
     total = n + burn_in
 
     level = 10 ** rng.uniform(-4.5, 4.5)
-    base_sigma = rng.uniform(0.0012, 0.0040)
+    # Drawn as a 5-minute volatility, then scaled to the bar: variance adds up over time.
+    base_sigma = rng.uniform(0.0012, 0.0040) * np.sqrt(bar_minutes(timeframe) / bar_minutes(DEFAULT_TIMEFRAME))
     base_volume = 10 ** rng.uniform(3.0, 7.0)
 
     # Regimes: geometric spells, calm (mean 2 days) and turbulent (mean half a day), each spell
@@ -95,7 +102,7 @@ def synthetic_candles(symbol: str, seed: int, days: int, planted_signal: float =
     regime_drift = np.empty(total)
     position, turbulent = 0, False
     while position < total:
-        mean_bars = BARS_PER_DAY // 2 if turbulent else 2 * BARS_PER_DAY
+        mean_bars = max(1, per_day // 2) if turbulent else 2 * per_day
         length = int(rng.geometric(1.0 / mean_bars))
         stop = min(total, position + length)
         regime_sigma[position:stop] = 2.2 if turbulent else 1.0
@@ -139,7 +146,7 @@ def synthetic_candles(symbol: str, seed: int, days: int, planted_signal: float =
     volume = base_volume * np.exp(
         np.log(sigma / base_sigma) + 0.4 * (bar_move - 0.8) + 0.35 * rng.standard_normal(n)
     )
-    timestamp = SYNTHETIC_END_MS - (n - np.arange(n, dtype=np.int64)) * BAR_MS
+    timestamp = SYNTHETIC_END_MS - (n - np.arange(n, dtype=np.int64)) * bar_ms(timeframe)
     return pd.DataFrame(
         {"timestamp": timestamp, "open": open_, "high": high, "low": low, "close": close, "volume": volume}
     )
@@ -164,8 +171,8 @@ def symbol_files(data_dir: Path, symbol: str) -> list[Path]:
     return found
 
 
-def file_candles(data_dir: Path, symbol: str, days: int) -> pd.DataFrame:
-    """Read and concatenate the symbol's files; keep the last ``days`` days."""
+def file_candles(data_dir: Path, symbol: str, days: int, timeframe: str = DEFAULT_TIMEFRAME) -> pd.DataFrame:
+    """Read and concatenate the symbol's files; keep the last ``days`` days of ``timeframe`` bars."""
     paths = symbol_files(data_dir, symbol)
     if not paths:
         raise ValueError(
@@ -177,12 +184,9 @@ def file_candles(data_dir: Path, symbol: str, days: int) -> pd.DataFrame:
         frames.extend(_read_path(path))
     frames = [frame for _, frame in sorted(frames, key=lambda item: (int(item[1]["timestamp"].iloc[0]), item[0]))]
     candles = pd.concat(frames, ignore_index=True)
-    spacing = np.diff(np.unique(candles["timestamp"].to_numpy()))
-    if spacing.size and int(np.median(spacing)) != BAR_MS:
-        raise ValueError(
-            f"data_dir {str(data_dir)!r} ({symbol}): expected 5-minute bars ({BAR_MS} ms apart), "
-            f"found a median spacing of {int(np.median(spacing))} ms in {[p.name for p in paths]}"
-        )
+    problem = spacing_problem(candles["timestamp"].to_numpy(), timeframe)
+    if problem:
+        raise ValueError(f"data_dir {str(data_dir)!r} ({symbol}): {problem} in {[p.name for p in paths]}")
     cut = int(candles["timestamp"].max()) - days * DAY_MS
     return candles[candles["timestamp"] > cut].reset_index(drop=True)
 
@@ -309,8 +313,9 @@ class CandleReport(BaseModel):
     strictly_increasing: bool
     duplicate_timestamps: int = Field(description="rows whose timestamp repeats an earlier one")
     out_of_order: int = Field(description="steps back in time between consecutive rows")
-    irregular_steps: int = Field(description="steps that are not a multiple of 5 minutes")
-    gaps: int = Field(description="places where one or more 5-minute bars are missing")
+    timeframe: str = Field(description="the bar length the campaign declared (5m, 1h, …)")
+    irregular_steps: int = Field(description="steps that are not a multiple of the bar length")
+    gaps: int = Field(description="places where one or more bars are missing")
     missing_bars: int
     ohlc_violations: int = Field(description="bars with high < max(open, close) or low > min(open, close)")
     non_positive: int = Field(description="prices <= 0 or negative volumes")
@@ -320,6 +325,16 @@ class CandleReport(BaseModel):
     passed: bool
     problems: list[str]
     warnings: list[str]
+
+
+def spacing_problem(ts: np.ndarray, timeframe: str) -> str | None:
+    """Why bars do not have ``timeframe``'s spacing (median step between distinct open times), or None."""
+    steps = np.diff(np.unique(ts))
+    expected = bar_ms(timeframe)
+    if not steps.size or int(np.median(steps)) == expected:
+        return None
+    return (f"expected {timeframe} bars ({expected} ms apart), found a median spacing of "
+            f"{describe_spacing(int(np.median(steps)))}")
 
 
 def _when(ms: int) -> str:
@@ -339,22 +354,28 @@ def check_candles(candles: pd.DataFrame, spec: CampaignSpec) -> CandleReport:
         problems.append(f"timestamp: expected int64 epoch ms, found dtype {ts.dtype}")
         ts = ts.astype(np.int64)
     steps = np.diff(ts)
+    step_ms = bar_ms(spec.timeframe)
+    spacing = spacing_problem(ts, spec.timeframe)
+    if spacing:
+        problems.append(f"timestamp: {spacing}")
     duplicates = int(n - np.unique(ts).size) if ts.size else 0
     out_of_order = int((steps < 0).sum())
-    irregular = int(((steps > 0) & (steps % BAR_MS != 0)).sum())
-    gap_steps = steps[(steps > BAR_MS) & (steps % BAR_MS == 0)]
+    irregular = int(((steps > 0) & (steps % step_ms != 0)).sum())
+    # Bars of another timeframe are one spacing problem, not thousands of gaps.
+    gap_steps = steps[(steps > step_ms) & (steps % step_ms == 0)] if not spacing else steps[:0]
     gaps = int(gap_steps.size)
-    missing_bars = int((gap_steps // BAR_MS - 1).sum())
+    missing_bars = int((gap_steps // step_ms - 1).sum())
     if duplicates:
         first = int(ts[1:][steps == 0][0]) if (steps == 0).any() else int(ts[0])
         problems.append(f"timestamp: {duplicates} duplicated bar(s), e.g. {_when(first)}")
     if out_of_order:
         first = int(ts[1:][steps < 0][0])
         problems.append(f"timestamp: expected strictly increasing, found {out_of_order} step(s) back, e.g. at {_when(first)}")
-    if irregular:
-        problems.append(f"timestamp: expected 5-minute steps, found {irregular} step(s) that are not a multiple of 5 minutes")
+    if irregular and not spacing:
+        problems.append(f"timestamp: expected {spec.timeframe} steps, found {irregular} step(s) that are not "
+                        f"a multiple of {spec.timeframe}")
     if gaps:
-        warnings.append(f"timestamp: {gaps} gap(s), {missing_bars} missing 5-minute bar(s)")
+        warnings.append(f"timestamp: {gaps} gap(s), {missing_bars} missing {spec.timeframe} bar(s)")
 
     present = [column for column in OHLCV if column in candles.columns]
     values = candles[present].to_numpy(dtype=np.float64) if present else np.zeros((n, 0))
@@ -381,10 +402,12 @@ def check_candles(candles: pd.DataFrame, spec: CampaignSpec) -> CandleReport:
     enough = n >= needed
     if not enough:
         problems.append(
-            f"bars: {spec.folds} folds with horizons {spec.horizons}h need at least {needed} bars, found {n}"
+            f"bars: {spec.folds} folds with horizons {spec.horizons}h need at least {needed} bars, found {n} "
+            f"{spec.timeframe} bars"
         )
     return CandleReport(
         n_bars=n,
+        timeframe=spec.timeframe,
         first_timestamp_ms=int(ts[0]) if ts.size else None,
         last_timestamp_ms=int(ts[-1]) if ts.size else None,
         strictly_increasing=bool(ts.size and (steps > 0).all()),

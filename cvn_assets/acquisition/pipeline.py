@@ -32,10 +32,11 @@ from cvn_assets.acquisition.features import assert_complete, average_true_range,
 from cvn_assets.acquisition.folds import WARMUP_BARS, Slice, build_folds
 from cvn_assets.acquisition.hpo import derive_seed, search
 from cvn_assets.acquisition.labels import BarrierOutcome, triple_barrier
-from cvn_assets.acquisition.market_data import BAR_MS, check_candles
+from cvn_assets.acquisition.market_data import check_candles
 from cvn_assets.acquisition.screening import pte_grid, screen
 from cvn_assets.contracts.blob import SCHEMA_VERSION, BlobMeta, PredictionBlob, Pte, Window, make_blob
 from cvn_assets.contracts.campaign import CampaignSpec, producer_version
+from cvn_assets.contracts.timeframes import bar_ms
 
 Progress = Callable[[str], None]
 
@@ -56,7 +57,7 @@ class _Market:
 def _prepare(spec: CampaignSpec, symbol: str, candles: pd.DataFrame, ptes: list[Pte]) -> _Market:
     report = check_candles(candles, spec)
     if not report.passed:
-        raise ValueError(f"candles {symbol}: expected usable 5-minute bars, found: {'; '.join(report.problems)}")
+        raise ValueError(f"candles {symbol}: expected usable {spec.timeframe} bars, found: {'; '.join(report.problems)}")
     candles = candles.reset_index(drop=True)
     features = build_features(candles)
     assert_complete(features, slice(WARMUP_BARS, len(candles)), f"features {symbol}")
@@ -66,9 +67,9 @@ def _prepare(spec: CampaignSpec, symbol: str, candles: pd.DataFrame, ptes: list[
     return _Market(ts=candles["timestamp"].to_numpy(dtype=np.int64), features=features, outcomes=outcomes)
 
 
-def _window(ts: np.ndarray, rows: Slice) -> Window:
+def _window(ts: np.ndarray, rows: Slice, timeframe: str) -> Window:
     """The bars of ``rows`` as a half-open time window: first bar open → last bar close."""
-    return Window(start_ms=int(ts[rows.start]), end_ms=int(ts[rows.stop - 1]) + BAR_MS)
+    return Window(start_ms=int(ts[rows.start]), end_ms=int(ts[rows.stop - 1]) + bar_ms(timeframe))
 
 
 def acquire(
@@ -123,9 +124,10 @@ def acquire(
                     family=family_name,
                     pte=pte,
                     threshold=result.best.threshold,
-                    train=_window(market.ts, fold.train),
-                    validation=_window(market.ts, fold.validation),
-                    test=_window(market.ts, fold.test),
+                    timeframe=spec.timeframe,
+                    train=_window(market.ts, fold.train, spec.timeframe),
+                    validation=_window(market.ts, fold.validation, spec.timeframe),
+                    test=_window(market.ts, fold.test, spec.timeframe),
                     screening_f1_buy=chosen.f1_buy,
                     validation_f1_buy=result.best.validation_f1_buy,
                     fees_bps=spec.fees_bps,

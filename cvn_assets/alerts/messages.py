@@ -9,6 +9,7 @@ next step of the manual (§9 playbooks, §6.2 launch).
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
@@ -116,23 +117,35 @@ def malformed_blob_alert(*, key: str, check: str, campaign_id: str | None, crypt
     )
 
 
-def incomplete_cohort_alert(*, campaign_id: str, missing: list[str], run_id: str, created_at: datetime) -> Alert:
-    """cohort_complete WARN: scenario A, P2 — re-run the acquisitions of the absent cryptos."""
+def incomplete_cohort_alert(*, campaign_id: str, missing: list[str], run_id: str, created_at: datetime,
+                            absence_causes: str | None = None, next_step: str | None = None) -> Alert:
+    """cohort_complete WARN: scenario A, P2 — re-run the acquisitions of the absent cryptos.
+
+    When every blob is absent because every acquisition failed with a recorded cause of its own
+    (``absence_causes``: data, configuration, code), the alert says that cause and its next step.
+    """
     cryptos = sorted({crypto_of(key) for key in missing if crypto_of(key)})
     commands = [blob_ls_command(campaign_id)]
     commands += [rematerialize_command(campaign_id, crypto) for crypto in cryptos]
     commands.append(gate_command(campaign_id))
+    absent = ("\nabsent: " + ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")) if missing else ""
+    explained = absence_causes not in (None, "", "none")
+    if explained:
+        title = (f"cohort absent — campaign {campaign_id}: every acquisition failed ({absence_causes}, not "
+                 f"transport), verdict INCONCLUSIVE_TOOLING")
+        text = f"Every expected blob is absent because every acquisition failed ({absence_causes}).{absent}"
+        steps = [next_step or "read why each acquisition failed (`cvn gate --campaign ID`)"]
+    else:
+        title = (f"cohort incomplete — campaign {campaign_id}: {len(missing)} blob(s) absent "
+                 f"({', '.join(cryptos) or 'unknown cryptos'}), verdict INCONCLUSIVE_TOOLING")
+        text = SCENARIO_A.text + absent
+        steps = ["see why each acquisition failed (event s43_acquire_outcome / s43_pred_persist_failed)",
+                 "re-run the failed acquisitions", "re-run the gate"]
     return Alert(
         key=f"check:cohort_complete:{run_id}:{campaign_id}", kind="check_failure", severity=Severity.P2,
-        title=f"cohort incomplete — campaign {campaign_id}: {len(missing)} blob(s) absent "
-              f"({', '.join(cryptos) or 'unknown cryptos'}), verdict INCONCLUSIVE_TOOLING",
-        text=SCENARIO_A.text + ("\nabsent: " + ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")
-                                if missing else ""),
-        scenario=runbook(SCENARIO_A),
-        next_steps=["see why each acquisition failed (event s43_acquire_outcome / s43_pred_persist_failed)",
-                    "re-run the failed acquisitions", "re-run the gate"],
-        commands=commands,
-        facts={"campaign": campaign_id, "absent": len(missing), "run_id": run_id},
+        title=title, text=text, scenario=runbook(SCENARIO_A), next_steps=steps, commands=commands,
+        facts={"campaign": campaign_id, "absent": len(missing), "run_id": run_id,
+               **({"absence_causes": absence_causes} if explained else {})},
         created_at=created_at,
     )
 
@@ -285,8 +298,12 @@ def _group_of(crypto: str) -> str | None:
     return next((name for name, universe in universes.items() if crypto in universe.symbols), None)
 
 
-def rule_next_steps(rule_id: str) -> tuple[list[str], list[str]]:
-    """(next steps, commands) for one fired rule: the manual's playbook for that condition."""
+def rule_next_steps(rule_id: str, relaunches: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """(next steps, commands) for one fired rule: the manual's playbook for that condition.
+
+    ``relaunches`` are the rule's own ready commands (FiredRule.commands): for the no-candidate
+    rules, the §9.3 relaunch of each failed campaign with its own group, symbols and data source.
+    """
     kind, _, scope = rule_id.partition(":")
     if kind == "infra_critical":
         return (["§9.4 INFRA_SATURATED: identify the pod or volume; OOMKill recurring → raise the memory "
@@ -299,9 +316,9 @@ def rule_next_steps(rule_id: str) -> tuple[list[str], list[str]]:
     if kind in ("zero_pass_gates", "no_candidates"):
         return (["§9.3 NO_CANDIDATES: read the rejection reasons of the last gates (Grafana Testing & Backtest, "
                  "`cvn gate --campaign ID`); rejected by Sortino → PTE (§9.1); by f1 → ML (§9.2)",
-                 "relaunch with a wider grid (more horizons, wider ATR ranges) or another crypto of the group"],
-                ["cvn campaign launch --group defi --horizons H1,H2,H3,H4,H5,H6 "
-                 "--sl-range 0.8,1.0,1.2,1.5 --tp-range 1.5,2.0,2.5,3.0"])
+                 "relaunch with a wider grid (more horizons, wider ATR ranges) or another crypto of the group"
+                 + ("" if relaunches else " (`cvn gate --campaign ID` prints the ready relaunch of each campaign)")],
+                list(relaunches))
     if kind in ("core_model_stale", "noncore_model_stale"):
         group = _group_of(scope) or "GROUP"
         return ([f"{scope} has no useful model younger than the limit: relaunch a discovery for its group "
@@ -338,7 +355,7 @@ def state_alert(evaluation: StateEvaluation, decision: Decision, created_at: dat
     steps: list[str] = []
     commands: list[str] = []
     for rule in evaluation.rules:
-        rule_steps, rule_commands = rule_next_steps(rule.id)
+        rule_steps, rule_commands = rule_next_steps(rule.id, rule.commands)
         steps += [step for step in rule_steps if step not in steps]
         commands += [command for command in rule_commands if command not in commands]
     headline = {

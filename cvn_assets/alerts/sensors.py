@@ -279,8 +279,9 @@ def transport_alerts(instance: dg.DagsterInstance, cursor: AlertCursor, now: flo
             if run_id in suspect_runs:
                 continue  # every blob absent: scenario C above, not N scenario A's
             missing = _value(metadata, "missing") or []
-            alerts.append(incomplete_cohort_alert(campaign_id=campaign_id or "unknown", missing=list(missing),
-                                                  run_id=run_id, created_at=created_at))
+            alerts.append(incomplete_cohort_alert(
+                campaign_id=campaign_id or "unknown", missing=list(missing), run_id=run_id, created_at=created_at,
+                absence_causes=_value(metadata, "absence_causes"), next_step=_value(metadata, "next_step")))
         elif evaluation.check_name == BLOBS_INTACT:
             key, error, others = _first_problem(str(_value(metadata, "problems") or ""))
             alerts.append(malformed_blob_alert(key=key, check=BLOBS_INTACT, campaign_id=campaign_id, crypto=crypto,

@@ -149,5 +149,5 @@ def inspect_command(key: str, as_json: bool) -> None:
     for name in ARRAY_DTYPES:
         click.echo(f"  {name:<13} {arrays[name]['dtype']:<8} shape {tuple(arrays[name]['shape'])}")
     meta = blob.meta
-    click.echo(f"  {meta.family} fold {meta.fold}: PTE sl={meta.pte.sl} tp={meta.pte.tp} horizon={meta.pte.horizon} bars, "
+    click.echo(f"  {meta.family} fold {meta.fold}: PTE sl={meta.pte.sl} tp={meta.pte.tp} horizon={meta.pte.horizon} bars of {meta.timeframe}, "
                f"threshold {meta.threshold:.3f}, producer {meta.producer_version}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
+from cvn_assets.campaigns.preflight import PreflightFailed, preflight_candles
 from cvn_assets.campaigns.registration import register_campaign
 from cvn_assets.campaigns.runner import RunOutcome, default_workers, run_acquisitions
 from cvn_assets.cli.common import (
@@ -24,6 +25,7 @@ from cvn_assets.cli.common import (
 )
 from cvn_assets.cli.gate import gate_and_report, render_report
 from cvn_assets.contracts.campaign import CampaignSpec, new_campaign_id
+from cvn_assets.contracts.timeframes import DEFAULT_TIMEFRAME, TIMEFRAMES
 
 
 def check_configuration() -> None:
@@ -42,17 +44,21 @@ def campaign_group() -> None:
 
 
 @campaign_group.command("launch")
-@click.option("--group", required=True, help="crypto group of the universes file: defi, btc-core, …")
+@click.option("--group", required=True, help="crypto group (cvn universes show): defi, btc-core, …")
 @click.option("--symbols", help="comma-separated subset of the group (default: the whole group)")
 @click.option("--folds", type=int, help="walk-forward folds, >= 2 (default 3)")
 @click.option("--families", help="model families, e.g. naive,logreg,hgb (default)")
-@click.option("--horizons", help="horizons H<n> = n hours of 5-minute bars, e.g. H1,H2,H4 (default)")
+@click.option("--timeframe", type=click.Choice(TIMEFRAMES),
+              help=f"bar length of the candles (default {DEFAULT_TIMEFRAME}); horizons stay in hours")
+@click.option("--horizons", help="horizons H<n> = n hours, as bars of the timeframe, e.g. H1,H2,H4 (default)")
 @click.option("--sl-range", help="stop-loss ATR multiples to screen, e.g. 1.0,1.5 (default)")
 @click.option("--tp-range", help="take-profit ATR multiples to screen, e.g. 1.5,2.0 (default)")
 @click.option("--hpo-trials", type=int, help="random-search trials per fold; 0 = family defaults (default)")
-@click.option("--backtest-days", type=int, help="days of 5-minute bars in the window (default 60)")
+@click.option("--backtest-days", type=int, help="days of bars in the window (default 60)")
 @click.option("--data-source", type=click.Choice(["synthetic", "files"]), help="synthetic (default) or files")
-@click.option("--data-dir", type=click.Path(path_type=Path), help="directory of OHLCV files (with --data-source files)")
+@click.option("--data-dir", type=click.Path(path_type=Path),
+              help="directory of OHLCV files, one or more per symbol (with --data-source files); every "
+                   "symbol's candles are read and checked before anything is registered")
 @click.option("--campaign-id", help="default: <group>-<UTC timestamp>")
 @click.option("--seed", type=int, help="campaign seed (default 7)")
 @click.option("--planted-signal", type=float,
@@ -69,6 +75,10 @@ def launch_command(group: str, campaign_id: str | None, workers: int | None, as_
     diagnostics database, MLflow, Dagster's PostgreSQL storage) is reached once: a bad one
     exits 2 naming the variable.
 
+    With --data-source files, every symbol's candles are read and checked first (pre-flight):
+    a missing, empty, too short or wrongly spaced file is refused with exit 2 naming the symbol,
+    the file, what was expected and what was found; gaps are printed as warnings.
+
     Every run goes through Dagster on the instance in DAGSTER_HOME, tagged cvn/campaign=ID, so
     `make dev` shows the partitions, the gate and its checks. Nothing is written for bad input
     (exit 2). Exit 0 whatever the verdict; 1 if the gate fails loud on a malformed blob.
@@ -82,6 +92,15 @@ def launch_command(group: str, campaign_id: str | None, workers: int | None, as_
         fail(f"--workers {workers} is invalid: expected at least 1", EXIT_USAGE)
     check_configuration()
     require_dagster_home()
+    if spec.data_source == "files":
+        progress(f"pre-flight: reading the {spec.timeframe} candles of {', '.join(spec.cryptos)} in {spec.data_dir} …")
+    checked = preflight_candles(spec)
+    for warning in checked.warnings:
+        progress(f"warning: {warning}")
+    try:
+        checked.raise_for_problems()
+    except PreflightFailed as exc:
+        fail(str(exc), EXIT_USAGE)
     store, settings = storage()
     import dagster as dg
 

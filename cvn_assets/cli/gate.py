@@ -32,7 +32,10 @@ def render_report(report: GateReport) -> str:
     present = sum(1 for entry in report.cohort if entry.status == "present")
     lines.append(f"cohort: {present}/{len(report.cohort)} blobs present")
     if report.transport_suspect:
-        lines.append("transport suspect: every blob is absent — run `cvn s3 check` (runbook scenario C)")
+        lines.append("transport suspect: every blob is absent and no acquisition failure explains it — "
+                     "run `cvn s3 check` (runbook scenario C)")
+    elif report.absence_causes:
+        lines.append(f"every acquisition failed ({', '.join(report.absence_causes)}); next: {report.next_step}")
     for entry in report.cohort:
         if entry.status == "absent":
             lines.append(f"  absent {entry.key}" + (f" — {entry.reason}" if entry.reason else ""))

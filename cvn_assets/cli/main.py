@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "s3": ("cvn_assets.cli.s3:s3_group", "The S3 bucket of the s43 prediction transport."),
     "state": ("cvn_assets.cli.state:state_command",
               "Morning check: global state GREEN / YELLOW / ORANGE / RED, fired rules, golden signals."),
+    "universes": ("cvn_assets.cli.universes:universes_group", "Crypto groups (manual §11): show them, sync the table."),
 }
 
 

@@ -1,4 +1,6 @@
-"""Prediction blob schema v1: one ``.npz`` per (crypto, fold, family).
+"""Prediction blob schema v2: one ``.npz`` per (crypto, fold, family).
+
+v2 adds ``timeframe`` to the meta; v1 blobs (all of 5-minute bars) are upgraded on read.
 
 A blob is what crosses the pod boundary, so it is checked as strictly on the way in as on the
 way out: ``encode_blob`` refuses to write what ``decode_blob`` would refuse to read. The format
@@ -30,8 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cvn_assets.contracts.identifiers import CampaignId, Crypto, Family
 from cvn_assets.contracts.keys import BlobRef
+from cvn_assets.contracts.timeframes import Timeframe
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Hard limits: a blob of the default campaign is ~330 KB; anything near these is not ours.
 MAX_BLOB_BYTES = 256 * 1024 * 1024
@@ -124,6 +127,7 @@ class BlobMeta(BaseModel):
     fold: int = Field(ge=0, le=99)
     family: Family
     pte: Pte
+    timeframe: Timeframe = Field(description="bar length of the candles the model saw; pte.horizon counts these bars")
     threshold: float = Field(ge=0, le=1, description="BUY threshold calibrated on the validation slice")
     train: Window
     validation: Window
@@ -165,7 +169,15 @@ class PredictionBlob:
 
 # Readers accept exactly the versions they can upgrade to SCHEMA_VERSION. An upgrader takes the
 # raw arrays and meta dict of version N and returns those of version N+1. v1 is the first version.
-UPGRADERS: dict[int, Callable[[dict[str, np.ndarray], dict[str, Any]], tuple[dict[str, np.ndarray], dict[str, Any]]]] = {}
+Upgrader = Callable[[dict[str, np.ndarray], dict[str, Any]], tuple[dict[str, np.ndarray], dict[str, Any]]]
+
+
+def _v1_to_v2(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """v1 had no timeframe: every campaign ran on 5-minute bars then."""
+    return arrays, {**meta, "schema_version": 2, "timeframe": "5m"}
+
+
+UPGRADERS: dict[int, Upgrader] = {1: _v1_to_v2}
 
 
 def accepted_schema_versions() -> list[int]:

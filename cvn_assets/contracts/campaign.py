@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -17,10 +18,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationIn
 
 from cvn_assets.contracts.identifiers import CampaignId, Crypto, Family
 from cvn_assets.contracts.keys import BlobRef
+from cvn_assets.contracts.timeframes import DEFAULT_TIMEFRAME, Timeframe, bar_minutes, bars_per_day, hours_to_bars
 
-BAR_MINUTES = 5
+# The reference timeframe (5-minute bars): the walk-forward floors of folds.py are counted in its bars.
+BAR_MINUTES = bar_minutes(DEFAULT_TIMEFRAME)
 BARS_PER_HOUR = 60 // BAR_MINUTES
-BARS_PER_DAY = 24 * BARS_PER_HOUR
+BARS_PER_DAY = bars_per_day(DEFAULT_TIMEFRAME)
 UNIVERSES_ENV = "CVN_UNIVERSES_FILE"
 DEFAULT_UNIVERSES_FILE = Path(__file__).with_name("universes.yaml")
 MANIFEST_SCHEMA_VERSION = 1
@@ -51,9 +54,27 @@ def universes_file() -> Path:
     return Path(os.environ.get(UNIVERSES_ENV) or DEFAULT_UNIVERSES_FILE)
 
 
-def load_universes(path: Path | None = None) -> dict[str, Universe]:
-    """Crypto groups by name, from ``path`` or ``$CVN_UNIVERSES_FILE`` or the embedded default."""
+def load_universes(path: Path | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Universe]:
+    """Crypto groups by name (manual §11), from their source of truth (``universes_source``)."""
+    return universes_source(path, environ)[0]
+
+
+def universes_source(path: Path | None = None,
+                     environ: Mapping[str, str] | None = None) -> tuple[dict[str, Universe], str]:
+    """(groups, where they come from): ``path`` when given; else the table ``cvntrade_universes`` when the
+    diagnostics database holds it with rows; else ``$CVN_UNIVERSES_FILE`` or the embedded YAML default."""
+    if path is None:
+        from cvn_assets.diagnostics.universes import table_universes
+
+        table = table_universes(environ)
+        if table is not None:
+            return table
     path = path or universes_file()
+    return load_universes_file(path), f"file {path}"
+
+
+def load_universes_file(path: Path) -> dict[str, Universe]:
+    """Crypto groups of a universes YAML file (``groups: {name: {core: bool, symbols: [...]}}``)."""
     try:
         document = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -95,7 +116,7 @@ class CampaignSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     campaign_id: CampaignId
-    group: str = Field(description="crypto group of the universes file (manual §11), e.g. defi, btc-core")
+    group: str = Field(description="crypto group (manual §11: cvntrade_universes or the universes file), e.g. defi")
     symbols: Annotated[list[Crypto], BeforeValidator(_split_csv)] = Field(
         default_factory=list, description="subset of the group's symbols; empty = the whole group"
     )
@@ -103,8 +124,11 @@ class CampaignSpec(BaseModel):
     families: Annotated[list[Family], BeforeValidator(_split_csv)] = Field(
         default_factory=lambda: ["naive", "logreg", "hgb"], min_length=1, description="model families"
     )
+    timeframe: Timeframe = Field(
+        default=DEFAULT_TIMEFRAME, description="bar length of the candles: 1m, 5m, 15m, 30m, 1h or 4h"
+    )
     horizons: Annotated[list[Hours], BeforeValidator(_split_csv)] = Field(
-        default_factory=lambda: [1, 2, 4], min_length=1, description="PTE horizons in hours (H1 = 12 bars)"
+        default_factory=lambda: [1, 2, 4], min_length=1, description="PTE horizons in hours (H1 = 12 bars of 5m, 1 bar of 1h)"
     )
     sl_range: Annotated[list[Annotated[float, Field(gt=0, le=20)]], BeforeValidator(_split_csv)] = Field(
         default_factory=lambda: [1.0, 1.5], min_length=1, description="stop-loss ATR multiples to screen"
@@ -113,7 +137,7 @@ class CampaignSpec(BaseModel):
         default_factory=lambda: [1.5, 2.0], min_length=1, description="take-profit ATR multiples to screen"
     )
     hpo_trials: int = Field(default=0, ge=0, le=500, description="random-search trials per fold; 0 = family defaults")
-    backtest_days: int = Field(default=60, ge=1, le=3650, description="days of 5-minute bars in the window")
+    backtest_days: int = Field(default=60, ge=1, le=3650, description="days of bars in the window")
     data_source: Literal["synthetic", "files"] = "synthetic"
     data_dir: Path | None = Field(
         default=None,
@@ -138,9 +162,9 @@ class CampaignSpec(BaseModel):
     def _known_group(cls, group: str, info: ValidationInfo) -> str:
         if _is_stored(info):
             return group
-        universes = load_universes()
+        universes, where = universes_source()
         if group not in universes:
-            raise ValueError(f"unknown group {group!r}: expected one of {sorted(universes)} ({universes_file()})")
+            raise ValueError(f"unknown group {group!r}: expected one of {sorted(universes)} ({where})")
         return group
 
     @field_validator("families")
@@ -155,19 +179,28 @@ class CampaignSpec(BaseModel):
             raise ValueError(f"unknown families {unknown}: expected any of {sorted(family_names())}")
         return families
 
+    @field_validator("horizons")
+    @classmethod
+    def _whole_bars(cls, horizons: list[int], info: ValidationInfo) -> list[int]:
+        timeframe = info.data.get("timeframe")
+        if timeframe is not None:  # a bad timeframe is reported on its own field
+            for hours in horizons:
+                hours_to_bars(hours, timeframe)
+        return horizons
+
     @field_validator("backtest_days")
     @classmethod
     def _long_enough(cls, backtest_days: int, info: ValidationInfo) -> int:
-        folds, horizons = info.data.get("folds"), info.data.get("horizons")
-        if _is_stored(info) or folds is None or not horizons:  # folds/horizons errors: reported on their own fields
-            return backtest_days
+        folds, horizons, timeframe = info.data.get("folds"), info.data.get("horizons"), info.data.get("timeframe")
+        if _is_stored(info) or folds is None or not horizons or timeframe is None:
+            return backtest_days  # folds/horizons/timeframe errors: reported on their own fields
         from cvn_assets.acquisition.folds import minimum_days
 
-        needed = minimum_days(folds, max(horizons) * BARS_PER_HOUR)
+        needed = minimum_days(folds, hours_to_bars(max(horizons), timeframe), timeframe)
         if backtest_days < needed:
             raise ValueError(
-                f"backtest_days {backtest_days} is too short for {folds} folds with horizons up to "
-                f"H{max(horizons)}: expected at least {needed}"
+                f"backtest_days {backtest_days} is too short for {folds} folds of {timeframe} bars with horizons "
+                f"up to H{max(horizons)}: expected at least {needed}"
             )
         return backtest_days
 
@@ -213,7 +246,8 @@ class CampaignSpec(BaseModel):
 
     @property
     def horizon_bars(self) -> list[int]:
-        return [hours * BARS_PER_HOUR for hours in self.horizons]
+        """The horizons in bars of the campaign's timeframe."""
+        return [hours_to_bars(hours, self.timeframe) for hours in self.horizons]
 
     def expected_cohort(self) -> list[BlobRef]:
         return [

@@ -123,6 +123,7 @@ class DiagnosticsStore:
         cryptos = report.cryptos or {}
         verdict_row = {
             "campaign_id": report.campaign_id, "crypto_group": report.group, "verdict": report.verdict.value,
+            "timeframe": report.spec.timeframe,
             "transport_suspect": report.transport_suspect, "n_expected": len(report.cohort), "n_present": present,
             "n_candidates": sum(1 for v in cryptos.values() if v.candidate) if report.cryptos is not None else None,
             "missing": json.dumps(report.missing), "codes": ",".join(report.codes), "summary": report.summary,
@@ -137,7 +138,7 @@ class DiagnosticsStore:
                 raise ValueError(f"{where}: expected signal 'family' (the chosen model family), found {family!r}")
             signal_rows.append({
                 "campaign_id": report.campaign_id, "crypto": crypto, "crypto_group": report.group,
-                "family": family, "diagnostic": verdict.diagnostic,
+                "family": family, "timeframe": report.spec.timeframe, "diagnostic": verdict.diagnostic,
                 "codes": ",".join(verdict.codes), "candidate": verdict.candidate,
                 "reasons": json.dumps(verdict.reasons), "action": verdict.action, "relaunch": verdict.relaunch,
                 **{name: _column_value(where, signals, name, float) for name in SIGNAL_FLOATS},

@@ -22,6 +22,7 @@ gate_verdicts = sa.Table(
     sa.Column("campaign_id", sa.String(63), primary_key=True),
     sa.Column("crypto_group", sa.String(64), nullable=False),
     sa.Column("verdict", sa.String(32), nullable=False),
+    sa.Column("timeframe", sa.String(4), nullable=False, server_default="5m"),
     sa.Column("transport_suspect", sa.Boolean, nullable=False),
     sa.Column("n_expected", sa.Integer, nullable=False),
     sa.Column("n_present", sa.Integer, nullable=False),
@@ -39,6 +40,7 @@ crypto_signals = sa.Table(
     sa.Column("crypto", sa.String(20), primary_key=True),
     sa.Column("crypto_group", sa.String(64), nullable=False),
     sa.Column("family", sa.String(32), nullable=False),
+    sa.Column("timeframe", sa.String(4), nullable=False, server_default="5m"),
     sa.Column("diagnostic", sa.String(32), nullable=False),
     sa.Column("codes", sa.Text, nullable=False),
     sa.Column("candidate", sa.Boolean, nullable=False),
@@ -70,4 +72,14 @@ alert_claims = sa.Table(
     sa.Column("state", sa.String(8), nullable=False),
     sa.Column("claimed_by", sa.String(128), nullable=False),
     sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Manual §11: the crypto groups. One row per (group, symbol); ``core`` is the group's flag (the
+# state rules watch core models more closely). Seeded from contracts/universes.yaml by
+# `cvn universes sync`; when it holds rows, it is where campaigns and the state rules read groups.
+universes = sa.Table(
+    "cvntrade_universes", metadata,
+    sa.Column("crypto_group", sa.String(64), primary_key=True),
+    sa.Column("symbol", sa.String(20), primary_key=True),
+    sa.Column("core", sa.Boolean, nullable=False),
 )

@@ -27,7 +27,7 @@ from cvn_assets.gate.cohort import Cohort, load_cohort
 from cvn_assets.gate.report import GateReport, Verdict, report_key
 from cvn_assets.gate.verdict import evaluate_gate
 from cvn_assets.partitions import CAMPAIGN_DIMENSION, campaign_partitions
-from cvn_assets.runs import acquisition_failure_reasons
+from cvn_assets.runs import acquisition_failures
 from cvn_assets.storage.object_store import StorageError
 from cvn_assets.storage.resources import ObjectStoreResource
 
@@ -77,10 +77,22 @@ def ml_beats_baseline_result(report: GateReport) -> dg.AssetCheckResult:
     )
 
 
+def cohort_next_step(report: GateReport) -> str:
+    """What to do about absent blobs: the recorded cause's step, scenario C, or scenario A."""
+    if not report.missing:
+        return "none"
+    if report.next_step:
+        return report.next_step
+    if report.transport_suspect:
+        return "runbook scenario C: cvn s3 check (connectivity, credentials, bucket, prefix)"
+    return f"runbook scenario A: re-run the failed acquisitions, then cvn gate --campaign {report.campaign_id}"
+
+
 def gate_metadata(report: GateReport) -> dict[str, object]:
     metadata: dict[str, object] = {
         "verdict": report.verdict.value,
         "transport_suspect": report.transport_suspect,
+        "absence_causes": ", ".join(report.absence_causes) or "none",
         "summary": report.summary,
         "expected_blobs": len(report.cohort),
         "absent_blobs": len(report.missing),
@@ -137,7 +149,9 @@ def s43_gate(context: dg.AssetExecutionContext, cohort: Cohort, object_store: Ob
             passed=cohort.complete,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={"absent": len(report.missing), "missing": dg.MetadataValue.json(report.missing),
-                      "transport_suspect": report.transport_suspect},
+                      "transport_suspect": report.transport_suspect,
+                      "absence_causes": ", ".join(report.absence_causes) or "none",
+                      "next_step": cohort_next_step(report)},
         ), ml_beats_baseline_result(report)],
     )
 
@@ -190,7 +204,7 @@ def _cohort_intact_op(context: dg.OpExecutionContext, object_store: ObjectStoreR
     store = object_store.store()
     try:
         cohort = load_cohort(store, object_store.prefix, campaign_id,
-                             absence_reasons=lambda: acquisition_failure_reasons(context.instance, campaign_id))
+                             absence_reasons=lambda: acquisition_failures(context.instance, campaign_id))
     except (BlobError, StorageError) as exc:
         log_event(context.log, Event.PRED_LOAD_FAILED, logging.ERROR, campaign=campaign_id,
                   key=getattr(exc, "key", ""), error=str(exc))

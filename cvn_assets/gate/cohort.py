@@ -1,7 +1,8 @@
 """The cohort of one campaign: every expected blob, present (decoded, validated) or absent.
 
 This is where the runbook's two failure modes part ways. An absent blob is tolerated — the
-entry records why, as the acquisition logged it — and the cohort is then incomplete, so
+entry records why, as the acquisition logged it, and the kind of cause (data, configuration,
+code, transport) — and the cohort is then incomplete, so
 ``pooled()`` refuses to produce anything (never a partial pool). A present blob that does not
 decode raises its ``s43 npz …`` ValueError at load: corruption is never mistaken for absence.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cvn_assets.contracts.blob import MAX_BLOB_BYTES, BlobCorrupt, PredictionBlob, decode_blob
 from cvn_assets.contracts.campaign import CampaignManifest
@@ -18,7 +20,12 @@ from cvn_assets.contracts.keys import BlobRef
 from cvn_assets.storage.manifests import read_manifest
 from cvn_assets.storage.object_store import IntegrityError, ObjectNotFound, ObjectStore, ObjectTooLarge
 
+if TYPE_CHECKING:
+    from cvn_assets.runs import AcquisitionFailure
+
 DEFAULT_MAX_WORKERS = 8
+# Recorded causes that explain an absent blob by themselves; transport and unknown do not.
+EXPLAINING_CAUSES = ("data", "configuration", "code")
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,7 @@ class CohortEntry:
     key: str
     blob: PredictionBlob | None
     reason: str | None = None
+    cause: str | None = None  # data | configuration | code | transport | unknown, when the acquisition failed
 
     @property
     def present(self) -> bool:
@@ -58,9 +66,24 @@ class Cohort:
         return [entry.key for entry in self.absent]
 
     @property
-    def transport_suspect(self) -> bool:
-        """Every expected blob is absent: a transport/config problem, not N independent failures."""
+    def all_absent(self) -> bool:
         return bool(self.entries) and not any(entry.present for entry in self.entries)
+
+    @property
+    def absence_causes(self) -> list[str]:
+        """When every blob is absent and every absence has a recorded non-transport cause: those causes.
+
+        Then the acquisitions themselves say why (e.g. every crypto's candles were refused), and
+        the report names that cause instead of suspecting transport.
+        """
+        if not self.all_absent or any(entry.cause not in EXPLAINING_CAUSES for entry in self.entries):
+            return []
+        return sorted({entry.cause for entry in self.entries if entry.cause})
+
+    @property
+    def transport_suspect(self) -> bool:
+        """Every expected blob is absent and no recorded acquisition failure explains it: runbook scenario C."""
+        return self.all_absent and not self.absence_causes
 
     def pooled(self) -> dict[str, list[PredictionBlob]]:
         """Blobs by crypto, in manifest order. Refuses an incomplete cohort."""
@@ -92,24 +115,25 @@ def load_cohort(
     store: ObjectStore,
     prefix: str,
     campaign_id: str,
-    absence_reasons: Callable[[], Mapping[str, str]] | None = None,
+    absence_reasons: Callable[[], Mapping[str, AcquisitionFailure]] | None = None,
     max_workers: int = DEFAULT_MAX_WORKERS,
 ) -> Cohort:
     """Read the manifest, then every expected blob concurrently with a bounded pool.
 
-    ``absence_reasons`` is called only when something is absent and maps a crypto to the reason
-    its acquisition logged. Raises the blob's ``s43 npz …`` ValueError for a malformed blob and
+    ``absence_reasons`` is called only when something is absent and maps a crypto to why its
+    latest acquisition failed (``runs.acquisition_failures``: the reason and its kind of cause). Raises the blob's ``s43 npz …`` ValueError for a malformed blob and
     ``StorageError`` when the store cannot be reached (that is not absence either).
     """
     manifest = read_manifest(store, prefix, campaign_id)
     keys = [ref.key(prefix) for ref in manifest.expected]
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(keys) or 1))) as pool:
         blobs = list(pool.map(lambda pair: _load_entry(store, *pair), zip(keys, manifest.expected)))
-    reasons: Mapping[str, str] = {}
+    failures: Mapping[str, AcquisitionFailure] = {}
     if any(blob is None for blob in blobs) and absence_reasons is not None:
-        reasons = absence_reasons()
-    entries = [
-        CohortEntry(ref=ref, key=key, blob=blob, reason=None if blob is not None else reasons.get(ref.crypto))
-        for ref, key, blob in zip(manifest.expected, keys, blobs)
-    ]
+        failures = absence_reasons()
+    entries = []
+    for ref, key, blob in zip(manifest.expected, keys, blobs):
+        failure = failures.get(ref.crypto) if blob is None else None
+        entries.append(CohortEntry(ref=ref, key=key, blob=blob, reason=failure.reason if failure else None,
+                                   cause=failure.cause if failure else None))
     return Cohort(manifest=manifest, entries=entries, store_description=store.describe())

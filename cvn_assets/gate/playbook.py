@@ -11,7 +11,8 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
-from cvn_assets.contracts.campaign import BARS_PER_HOUR, CampaignSpec
+from cvn_assets.contracts.campaign import CampaignSpec
+from cvn_assets.contracts.timeframes import DEFAULT_TIMEFRAME, bar_minutes, hours_to_bars
 
 WIDER_SL_RANGE = [1.2, 1.5, 1.8, 2.0]  # §9.1 "si sl_pct > 50 % : relancer avec sl_range 1.2,1.5,1.8,2.0"
 NARROWER_TP_RANGE = [1.5, 2.0, 2.5]  # §9.1 "si tp_pct < 20 % : réduire tp_range 1.5,2.0,2.5"
@@ -60,10 +61,10 @@ def _csv(values: Sequence[object]) -> str:
     return ",".join(_number(value) if isinstance(value, float) else str(value) for value in values)
 
 
-def _minimum_days(folds: int, hours: Sequence[int]) -> int:
+def _minimum_days(folds: int, hours: Sequence[int], timeframe: str) -> int:
     from cvn_assets.acquisition.folds import minimum_days
 
-    return minimum_days(folds, max(hours) * BARS_PER_HOUR)
+    return minimum_days(folds, hours_to_bars(max(hours), timeframe), timeframe)
 
 
 def relaunch_command(spec: CampaignSpec, symbols: Sequence[str] | None = None, **changes: object) -> str:
@@ -73,7 +74,8 @@ def relaunch_command(spec: CampaignSpec, symbols: Sequence[str] | None = None, *
         raise ValueError(f"relaunch_command: expected CampaignSpec fields, found {unknown}")
     values = {**spec.model_dump(), **changes}
     # The launch validator refuses a window too short for the folds and horizons: print one it accepts.
-    backtest_days = max(int(values["backtest_days"]), _minimum_days(int(values["folds"]), values["horizons"]))
+    backtest_days = max(int(values["backtest_days"]), _minimum_days(int(values["folds"]), values["horizons"],
+                                                                          values["timeframe"]))
     parts = ["cvn", "campaign", "launch", "--group", values["group"],
              "--symbols", _csv(list(symbols) if symbols is not None else (list(values["symbols"]) or spec.cryptos)),
              "--folds", str(values["folds"]), "--families", _csv(values["families"]),
@@ -81,6 +83,8 @@ def relaunch_command(spec: CampaignSpec, symbols: Sequence[str] | None = None, *
              "--sl-range", _csv([float(v) for v in values["sl_range"]]),
              "--tp-range", _csv([float(v) for v in values["tp_range"]]),
              "--hpo-trials", str(values["hpo_trials"]), "--backtest-days", str(backtest_days)]
+    if values["timeframe"] != DEFAULT_TIMEFRAME:
+        parts += ["--timeframe", values["timeframe"]]
     if values["data_source"] == "files":
         parts += ["--data-source", "files", "--data-dir", str(values["data_dir"])]
     if values["seed"] != DEFAULT_SEED:
@@ -90,9 +94,13 @@ def relaunch_command(spec: CampaignSpec, symbols: Sequence[str] | None = None, *
     return shlex.join(parts)
 
 
-def longer_horizons(hours: Sequence[int]) -> list[int]:
-    """§9.1 "augmenter horizons": each horizon doubled, plus the longest + 2 h (at most 48 h)."""
-    return sorted({min(MAX_HOURS, hour * 2) for hour in hours} | {min(MAX_HOURS, max(hours) + 2)})
+def longer_horizons(hours: Sequence[int], timeframe: str = DEFAULT_TIMEFRAME) -> list[int]:
+    """§9.1 "augmenter horizons": each horizon doubled, plus the longest + 2 h (at most 48 h).
+
+    On bars longer than two hours the step is one bar, so that every horizon stays whole bars.
+    """
+    step = max(2, bar_minutes(timeframe) // 60)
+    return sorted({min(MAX_HOURS, hour * 2) for hour in hours} | {min(MAX_HOURS, max(hours) + step)})
 
 
 def more_hpo_trials(trials: int) -> int:
@@ -107,7 +115,7 @@ def relaunch_for(code: str, spec: CampaignSpec, crypto: str) -> str | None:
     if code == "TP_TOO_AMBITIOUS":
         return relaunch_command(spec, [crypto], tp_range=NARROWER_TP_RANGE)
     if code in {"HORIZON_TOO_SHORT", "ML_USELESS"}:
-        return relaunch_command(spec, [crypto], horizons=longer_horizons(spec.horizons))
+        return relaunch_command(spec, [crypto], horizons=longer_horizons(spec.horizons, spec.timeframe))
     if code == "ML_MARGINAL":
         return relaunch_command(spec, [crypto], hpo_trials=more_hpo_trials(spec.hpo_trials))
     if code == "ML_UNSTABLE":
@@ -134,7 +142,7 @@ def no_candidates_relaunch(spec: CampaignSpec) -> str:
     """§9.3: the whole campaign on a wider grid — longer horizons, wider stops, closer targets."""
     return relaunch_command(
         spec,
-        horizons=longer_horizons(spec.horizons),
+        horizons=longer_horizons(spec.horizons, spec.timeframe),
         sl_range=sorted({*map(float, spec.sl_range), *WIDER_SL_RANGE}),
         tp_range=sorted({*map(float, spec.tp_range), *NARROWER_TP_RANGE}),
     )

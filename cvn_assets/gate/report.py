@@ -29,6 +29,8 @@ class CohortStatus(BaseModel):
     key: str
     status: Literal["present", "absent"]
     reason: str | None = Field(default=None, description="why it is absent, as the acquisition logged it")
+    cause: str | None = Field(default=None, description="kind of cause of the failed acquisition: data, "
+                                                        "configuration, code, transport or unknown")
 
 
 class GateReport(BaseModel):
@@ -43,7 +45,11 @@ class GateReport(BaseModel):
     campaign_id: str
     group: str
     verdict: Verdict
-    transport_suspect: bool = Field(description="every expected blob is absent: runbook scenario C")
+    transport_suspect: bool = Field(description="every expected blob is absent and no recorded acquisition "
+                                                "failure explains it: runbook scenario C")
+    absence_causes: list[str] = Field(default_factory=list, description="every blob absent because every "
+                                      "acquisition failed with these recorded causes (data, configuration, code)")
+    next_step: str | None = Field(default=None, description="what to do about absence_causes")
     cohort: list[CohortStatus]
     missing: list[str] = Field(description="keys of absent blobs")
     cryptos: dict[str, CryptoVerdict] | None = None

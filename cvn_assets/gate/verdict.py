@@ -1,7 +1,9 @@
 """The gate's verdict over a cohort (DESIGN.md): pure logic, no Dagster.
 
-INCONCLUSIVE_TOOLING as soon as one expected blob is absent — with no pooled metric at all —
-and ``transport_suspect`` when every blob is absent (runbook scenario C). Otherwise each crypto
+INCONCLUSIVE_TOOLING as soon as one expected blob is absent — with no pooled metric at all.
+When every blob is absent, either every acquisition failed with a recorded cause of its own
+(data, configuration, code): the report names it and its next step; or nothing explains it:
+``transport_suspect`` (runbook scenario C). Otherwise each crypto
 is diagnosed within itself (ADR-27) and the campaign passes when at least one crypto qualifies.
 """
 
@@ -15,11 +17,30 @@ from cvn_assets.gate.report import CohortStatus, GateReport, Verdict
 from cvn_assets.gate.settings import GateSettings
 
 
+# The next step for absences every acquisition explains itself, by kind of cause.
+CAUSE_NEXT_STEPS = {
+    "data": "fix the candles each acquisition refused (named in its reason), then relaunch — "
+            "`cvn campaign launch --data-source files` checks every symbol's candles before registering",
+    "configuration": "fix the configuration each acquisition could not read (named in its reason), then "
+                     "re-run the acquisitions and the gate",
+    "code": "a bug in the acquisition: open the failed acquisition runs in the Dagster UI for the stack trace, "
+            "fix it, then re-run the acquisitions and the gate",
+}
+
+
+def absence_next_step(causes: list[str], campaign_id: str) -> str | None:
+    """What to do when every blob is absent for ``causes`` (None when nothing explains the absence)."""
+    if not causes:
+        return None
+    steps = "; ".join(f"{cause}: {CAUSE_NEXT_STEPS[cause]}" for cause in causes)
+    return f"{steps} (`cvn gate --campaign {campaign_id}` prints each reason)"
+
+
 def cohort_statuses(cohort: Cohort) -> list[CohortStatus]:
     return [
         CohortStatus(
             crypto=entry.ref.crypto, fold=entry.ref.fold, family=entry.ref.family, key=entry.key,
-            status="present" if entry.present else "absent", reason=entry.reason,
+            status="present" if entry.present else "absent", reason=entry.reason, cause=entry.cause,
         )
         for entry in cohort.entries
     ]
@@ -27,6 +48,14 @@ def cohort_statuses(cohort: Cohort) -> list[CohortStatus]:
 
 def _absence_summary(cohort: Cohort) -> str:
     absent = cohort.absent
+    causes = cohort.absence_causes
+    if causes:
+        reasons = sorted({f"{entry.ref.crypto}: {entry.reason}" for entry in absent})
+        return (
+            f"INCONCLUSIVE_TOOLING: all {len(absent)} expected blobs are absent because every acquisition failed "
+            f"({', '.join(causes)} — not a transport problem): {'; '.join(reasons[:3])}"
+            f"{' …' if len(reasons) > 3 else ''}. Next: {absence_next_step(causes, cohort.campaign_id)}"
+        )
     if cohort.transport_suspect:
         return (
             f"INCONCLUSIVE_TOOLING: all {len(absent)} expected blobs are absent — a transport/config "
@@ -45,6 +74,7 @@ def evaluate_gate(cohort: Cohort, settings: GateSettings | None = None, now: dat
     common = dict(
         campaign_id=cohort.campaign_id, group=spec.group, cohort=cohort_statuses(cohort),
         missing=cohort.missing_keys, transport_suspect=cohort.transport_suspect,
+        absence_causes=cohort.absence_causes, next_step=absence_next_step(cohort.absence_causes, cohort.campaign_id),
         evaluated_at=now or datetime.now(UTC), spec=spec,
     )
     if not cohort.complete:

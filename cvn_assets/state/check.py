@@ -226,6 +226,6 @@ def default_sources(instance: dg.DagsterInstance, store: Any | None, environ: Ma
         diagnostics=StoreDiagnostics(store) if store is not None else None,
         registry=registry,
         probe=InfraProbe.from_env(environ),
-        universes=load_universes(),
+        universes=load_universes(environ=environ),
         missing=missing,
     )

@@ -70,6 +70,8 @@ class FiredRule(BaseModel):
     rule: str = Field(description="the manual's condition")
     reason: str = Field(description="the condition with today's values")
     values: dict[str, float | int | str | None] = Field(default_factory=dict)
+    commands: list[str] = Field(default_factory=list, description="ready commands for this very rule, e.g. the "
+                                "relaunch of the campaigns that made it fire")
 
 
 class UnknownInput(BaseModel):
@@ -218,6 +220,7 @@ def _gate_rules(signals, settings, previous, rules, need) -> None:
             reason=f"pass rate 0 on the last {int(streak)} consecutive gates "
                    f"(>= {settings.zero_pass_gates}; {signals.gates.zero_pass_streak.detail})",
             values={"zero_pass_streak": int(streak), "threshold": settings.zero_pass_gates},
+            commands=list(signals.gates.relaunches),
         ))
     days = need(signals.gates.days_without_candidate, "days_without_candidate", "universe")
     if days is not None and _above(days, settings.no_candidate_days, _was(previous, "no_candidates", State.ORANGE),
@@ -227,6 +230,7 @@ def _gate_rules(signals, settings, previous, rules, need) -> None:
             reason=f"no useful candidate on the full universe for {days:.1f} days "
                    f"> {_num(settings.no_candidate_days)} ({signals.gates.days_without_candidate.detail})",
             values={"days_without_candidate": round(days, 2), "threshold": settings.no_candidate_days},
+            commands=list(signals.gates.relaunches),
         ))
 
 

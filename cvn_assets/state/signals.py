@@ -110,6 +110,8 @@ class GateHistory(BaseModel):
 
     zero_pass_streak: Measure = Field(description="latest consecutive conclusive gates with 0 candidates")
     days_without_candidate: Measure = Field(description="days since a gate last produced a candidate")
+    relaunches: list[str] = Field(default_factory=list, description="§9.3 relaunch of each campaign of the "
+                                  "zero-pass streak, newest first, one per distinct command")
 
 
 class GoldenSignals(BaseModel):
@@ -258,6 +260,8 @@ class GateRecord(BaseModel):
     verdict: str
     candidates: int | None = Field(default=None, description="cryptos that passed; None when inconclusive")
     sortinos: dict[str, float | None] = Field(default_factory=dict, description="crypto → Sortino of this gate")
+    relaunch: str | None = Field(default=None, description="§9.3 relaunch of this campaign on a wider grid "
+                                                           "(its own group, symbols and data source)")
 
     @property
     def conclusive(self) -> bool:
@@ -284,6 +288,7 @@ def gate_history(gates: Sequence[GateRecord], settings: StateSettings, now: date
     """Zero-pass streak and days without a candidate, from gate verdicts (any order)."""
     ordered = sorted(gates, key=lambda g: _utc(g.evaluated_at), reverse=True)
     conclusive = [g for g in ordered if g.conclusive]
+    relaunches: list[str] = []
     if not conclusive:
         reason = ("no gate recorded in the diagnostics store" if not ordered else
                   f"none of the {len(ordered)} recorded gate(s) is conclusive (all INCONCLUSIVE_TOOLING)")
@@ -296,6 +301,9 @@ def gate_history(gates: Sequence[GateRecord], settings: StateSettings, now: date
             count += 1
         latest = ", ".join(f"{g.campaign_id}={g.verdict}" for g in conclusive[: settings.zero_pass_gates])
         streak = Measure.of(count, f"latest conclusive gates: {latest}")
+        for gate in conclusive[:count]:
+            if gate.relaunch and gate.relaunch not in relaunches:
+                relaunches.append(gate.relaunch)
     if not ordered:
         days = Measure.missing("no gate recorded in the diagnostics store")
     else:
@@ -309,7 +317,7 @@ def gate_history(gates: Sequence[GateRecord], settings: StateSettings, now: date
             days = Measure.of((now - _utc(oldest.evaluated_at)).total_seconds() / 86400,
                               f"no candidate in any of the {len(ordered)} recorded gate(s), the oldest "
                               f"({oldest.campaign_id}) at {_utc(oldest.evaluated_at):%Y-%m-%d %H:%M}Z")
-    return GateHistory(zero_pass_streak=streak, days_without_candidate=days)
+    return GateHistory(zero_pass_streak=streak, days_without_candidate=days, relaunches=relaunches)
 
 
 def negative_sortino_streak(crypto: str, gates: Sequence[GateRecord]) -> Measure:

@@ -47,6 +47,16 @@ def _finite(value: Any) -> float | None:
     return None
 
 
+def _no_candidates_relaunch(row: Mapping[str, Any]) -> str | None:
+    """§9.3 relaunch of a FAIL gate's own campaign (group, symbols, data source, timeframe)."""
+    if row["verdict"] != "FAIL":
+        return None
+    from cvn_assets.contracts.campaign import STORED, CampaignSpec
+    from cvn_assets.gate.playbook import no_candidates_relaunch
+
+    return no_candidates_relaunch(CampaignSpec.model_validate_json(row["spec"], context=STORED))
+
+
 class StoreDiagnostics:
     """The state's view of ``cvn_assets.diagnostics.store.DiagnosticsStore``.
 
@@ -63,6 +73,7 @@ class StoreDiagnostics:
                 campaign_id=row["campaign_id"], evaluated_at=_utc(row["evaluated_at"]), verdict=str(row["verdict"]),
                 candidates=row["n_candidates"],
                 sortinos={crypto: _finite(signals.get("sortino")) for crypto, signals in row["cryptos"].items()},
+                relaunch=_no_candidates_relaunch(row),
             )
             for row in self.store.latest_gate_verdicts(limit)
         ]

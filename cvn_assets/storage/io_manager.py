@@ -19,7 +19,7 @@ from cvn_assets.contracts.blob import SCHEMA_VERSION, BlobError, PredictionBlob,
 from cvn_assets.events import Event, log_event
 from cvn_assets.gate.cohort import Cohort, load_cohort
 from cvn_assets.partitions import partition_identity
-from cvn_assets.runs import acquisition_failure_reasons
+from cvn_assets.runs import acquisition_failures
 from cvn_assets.storage.manifests import read_manifest
 from cvn_assets.storage.object_store import ObjectInfo, ObjectStore, StorageError
 from cvn_assets.storage.resources import ObjectStoreResource
@@ -90,7 +90,7 @@ class S43PredictionIOManager(dg.ConfigurableIOManager):
         try:
             cohort = load_cohort(
                 store, prefix, campaign_id,
-                absence_reasons=lambda: acquisition_failure_reasons(context.instance, campaign_id),
+                absence_reasons=lambda: acquisition_failures(context.instance, campaign_id),
                 max_workers=self.max_workers,
             )
         except (BlobError, StorageError) as exc:
