@@ -281,8 +281,11 @@ class Lifecycle:
                                   f"{detail}") from exc
         after = self.view(crypto)
         detail = plan.note if resumes is None else f"{plan.note} (completes event #{resumes})"
+        consumed = [entry["id"] for entry in entries]
+        if action == Action.PROMOTION:  # the version's other promotion approvals are spent with it
+            consumed += [i for i, _ in self.audit.pending_approvals(crypto, plan.version, "promotion")]
         self.audit.finish(event_id, outcome=Outcome.DONE, applied=applied, after=after.aliases, detail=detail,
-                          now=self.now(), consume=[entry["id"] for entry in entries])
+                          now=self.now(), consume=sorted(set(consumed)))
         self.audit.sync_roles(after, self.now())
         return ActionResult(event_id=event_id, action=action, crypto=crypto, version=plan.version,
                             outcome=Outcome.DONE, detail=detail, before=view.aliases, after=after.aliases,
