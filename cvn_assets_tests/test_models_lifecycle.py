@@ -23,7 +23,8 @@ from cvn_assets.models.sensors import build_model_alert_sensor
 from cvn_assets.state.rules import evaluate_state
 from cvn_assets.state.sources import MlflowRegistry
 from cvn_assets_tests.fixtures.gate_reports import gate_spec, run_gate
-from cvn_assets_tests.test_state_rules import healthy, with_crypto
+from cvn_assets_tests.test_state_rules import crypto as crypto_row
+from cvn_assets_tests.test_state_rules import healthy
 
 
 def cvn(*args: str, code: int = 0) -> dict:
@@ -49,7 +50,6 @@ def ls(crypto: str) -> dict:
 
 
 def walk(crypto: str, http_receiver, monkeypatch, instance) -> None:
-    now = datetime.now(UTC)
     v1 = pass_campaign("walk-pass-001", crypto)
     assert ls(crypto)["challengers"][0]["version"] == v1 and ls(crypto)["champion"] is None
 
@@ -68,7 +68,7 @@ def walk(crypto: str, http_receiver, monkeypatch, instance) -> None:
     registry = MlflowRegistry(tracking_uri_from_env())
     freshness = registry.freshness_days(crypto, datetime.now(UTC))
     assert freshness.value < 0.01 and f"champion v{v1}" in freshness.detail
-    state = evaluate_state(with_crypto(healthy(), crypto, model_freshness_days=freshness))
+    state = evaluate_state(healthy(cryptos={crypto: crypto_row(crypto, "defi", False, model_freshness_days=freshness)}))
     assert state.state.value == "GREEN" and not state.unknown
     assert ls(crypto)["approvals"] == []  # consumed by the promotion
 
@@ -83,7 +83,7 @@ def walk(crypto: str, http_receiver, monkeypatch, instance) -> None:
     assert model["quarantined"][0]["quarantine_reason"] == "sortino collapsed live"
     freshness = registry.freshness_days(crypto, datetime.now(UTC))
     assert not freshness.known and "has no champion" in freshness.unknown
-    state = evaluate_state(with_crypto(healthy(), crypto, model_freshness_days=freshness))
+    state = evaluate_state(healthy(cryptos={crypto: crypto_row(crypto, "defi", False, model_freshness_days=freshness)}))
     assert state.state.value != "GREEN" and any(u.scope == crypto for u in state.unknown)
 
     # The lifecycle alerts: promotion (P3) and killswitch (P1), each told once
@@ -162,3 +162,44 @@ def test_the_lifecycle_walk_against_a_real_mlflow_server(mlflow_server, http_rec
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
     walk("ADAUSDC", http_receiver, monkeypatch, instance)
+
+
+def test_mlflow_cut_in_the_middle_of_a_promotion_is_recorded_and_completed_by_rerunning(
+        mlflow_server, monkeypatch, tmp_path):
+    from cvn_assets_tests.fixtures.fault_proxy import FaultProxy
+
+    monkeypatch.chdir(tmp_path)
+    proxy = FaultProxy(upstream_port=mlflow_server.port)
+    proxy.start()
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy.endpoint_url)
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # a dead endpoint fails now, not in minutes
+        crypto = "XRPUSDC"
+        v1 = pass_campaign("fault-pass-001", crypto)
+        cvn("approve", crypto, v1, "--role", "ml_owner", "--by", "alice")
+        cvn("approve", crypto, v1, "--role", "operator", "--by", "bob")
+
+        # The registry dies for alias deletions: the champion alias is set, the challenger alias stays.
+        proxy.refused_methods, proxy.refuse_uploads_matching = ("DELETE",), r"registered-models/alias"
+        failed = cvn("promote", crypto, v1, "--by", "mo", code=1)["error"]
+        assert proxy.refused and "failed" in failed and f"alias champion → v{v1}" in failed
+        assert "re-run the same command to complete" in failed
+        proxy.refuse_uploads_matching = None
+        client = mlflow_client(mlflow_server.url)
+        assert client.get_registered_model(model_name(crypto)).aliases == {
+            "champion": v1, "challenger-fault-pass-001": v1}  # half-done, and visible as such
+        model = ls(crypto)
+        assert model["unfinished"]["action"] == "promotion" and model["unfinished"]["outcome"] == "failed"
+        assert "unfinished promotion" in cvn("killswitch", crypto, "--confirm", f"{crypto}@{v1}", "--reason", "x",
+                                             "--by", "op", code=2)["error"]
+
+        done = cvn("promote", crypto, v1, "--by", "mo")  # the same command again completes it
+        assert done["after"] == {"champion": v1} and "completes event" in done["detail"]
+        assert ls(crypto)["unfinished"] is None
+        events = Lifecycle(tracking_uri_from_env(), migrated_store(diagnostics_url_from_env())).audit.events(crypto)
+        promotions = [e for e in events if e["action"] == "promotion"]
+        assert [(e["outcome"], e["resumes"]) for e in promotions] == [("failed", None), ("done", promotions[0]["id"])]
+        assert promotions[0]["applied"] < len(promotions[0]["plan"]["changes"])
+        assert f"alias champion → v{v1}" in promotions[0]["detail"]
+    finally:
+        proxy.stop()

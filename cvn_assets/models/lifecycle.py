@@ -173,7 +173,8 @@ class Lifecycle:
         refusal = None
         if version not in view.versions:
             refusal = f"{view.name} has no version {version}"
-        elif view.stage_of(version) in (Stage.QUARANTINED, Stage.DECOMMISSIONED, Stage.CHAMPION):
+        elif view.stage_of(version) in (Stage.QUARANTINED, Stage.DECOMMISSIONED) or (
+                action == "promotion" and view.stage_of(version) == Stage.CHAMPION):
             refusal = f"{view.name} v{version} is {view.stage_of(version).value}: nothing to approve for {action}"
         if refusal is not None:
             self.audit.start(**common, approvals=[], plan=None, outcome=Outcome.REFUSED, detail=refusal)
