@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 import click
 
 from cvn_assets.cli.common import EXIT_ERROR, EXIT_USAGE, CommandFailed, emit_json, exit_codes
-from cvn_assets.models.contract import REQUIRED_APPROVALS, Refused, Role
+from cvn_assets.contracts.identifiers import validate_crypto
+from cvn_assets.models.contract import REQUIRED_APPROVALS, Refused, Role, validate_version
 from cvn_assets.models.lifecycle import ActionResult, Lifecycle, LifecycleFailed
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -58,6 +59,13 @@ def lifecycle_errors(command: F) -> F:
         raise CommandFailed(message, code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _checked(crypto: str, version: str | None = None) -> None:
+    """Input checked before any store is opened (a typo never creates a database)."""
+    validate_crypto(crypto)
+    if version is not None:
+        validate_version(version)
 
 
 def _by_option(command: F) -> F:
@@ -105,6 +113,8 @@ def _line(entry: dict[str, Any] | None) -> str:
 def ls_command(crypto: str | None, as_json: bool) -> None:
     """Per crypto: champion (version, age, origin campaign, signals), challengers, previous,
     quarantined, pending approvals."""
+    if crypto:
+        _checked(crypto)
     lifecycle = open_lifecycle()
     cryptos = [crypto] if crypto else lifecycle.cryptos()
     models = [lifecycle.roles(c) for c in cryptos]
@@ -141,6 +151,7 @@ def ls_command(crypto: str | None, as_json: bool) -> None:
 @lifecycle_errors
 def approve_command(crypto: str, version: str, role: str, actor: str, reason: str, action: str, as_json: bool) -> None:
     """Record an approval of VERSION of CRYPTO's model (promotion: ml_owner and operator, two people)."""
+    _checked(crypto, version)
     _print_result(open_lifecycle().approve(crypto, version, role, actor, reason, action), as_json)
 
 
@@ -157,6 +168,7 @@ def promote_command(crypto: str, version: str, actor: str, as_json: bool) -> Non
     Refused (exit 2) unless the version passed a gate and holds two approvals by different people
     (ml_owner and operator); never a quarantined or decommissioned version.
     """
+    _checked(crypto, version)
     _print_result(open_lifecycle().promote(crypto, version, actor), as_json)
 
 
@@ -170,6 +182,7 @@ def promote_command(crypto: str, version: str, actor: str, as_json: bool) -> Non
 @lifecycle_errors
 def killswitch_command(crypto: str, confirm: str | None, reason: str | None, actor: str, as_json: bool) -> None:
     """Emergency: quarantine the champion; CRYPTO has no champion until a promotion or a rollback."""
+    _checked(crypto)
     _print_result(open_lifecycle().killswitch(crypto, confirm, reason, actor), as_json)
 
 
@@ -183,6 +196,7 @@ def killswitch_command(crypto: str, confirm: str | None, reason: str | None, act
 @lifecycle_errors
 def rollback_command(crypto: str, confirm: str | None, reason: str | None, actor: str, as_json: bool) -> None:
     """Previous → champion, the current champion → quarantined (refused when there is no previous)."""
+    _checked(crypto)
     _print_result(open_lifecycle().rollback(crypto, confirm, reason, actor), as_json)
 
 
@@ -198,4 +212,5 @@ def rollback_command(crypto: str, confirm: str | None, reason: str | None, actor
 def decommission_command(crypto: str, version: str, confirm: str | None, actor: str, delete_artifacts: bool,
                          as_json: bool) -> None:
     """Archive a quarantined or superseded VERSION: aliases removed, stage decommissioned."""
+    _checked(crypto, version)
     _print_result(open_lifecycle().decommission(crypto, version, confirm, actor, delete_artifacts), as_json)
