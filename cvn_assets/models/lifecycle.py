@@ -280,7 +280,14 @@ class Lifecycle:
                               now=self.now())
             raise LifecycleFailed(f"{action.value} of {crypto} v{plan.version} failed (audit event #{event_id}): "
                                   f"{detail}") from exc
-        after = self.view(crypto)
+        try:
+            after = self.view(crypto)
+        except Exception as exc:  # every change applied, the read-back failed: say so, re-run to close
+            self.audit.finish(event_id, outcome=Outcome.FAILED, applied=applied, after=None, now=self.now(),
+                              detail=f"all {applied} change(s) applied; reading the registry back failed "
+                                     f"({type(exc).__name__}) — re-run the same command to confirm")
+            raise LifecycleFailed(f"{action.value} of {crypto} v{plan.version}: changes applied, registry read-back "
+                                  f"failed (audit event #{event_id}); re-run to confirm") from exc
         detail = plan.note if resumes is None else f"{plan.note} (completes event #{resumes})"
         consumed = [entry["id"] for entry in entries]
         if action == Action.PROMOTION:  # the version's other promotion approvals are spent with it
