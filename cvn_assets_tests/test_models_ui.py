@@ -7,6 +7,9 @@ import json
 import time
 import urllib.request
 
+import dagster as dg
+import pytest
+
 from cvn_assets.diagnostics.resources import diagnostics_url_from_env, migrated_store
 from cvn_assets.gate.model_registry import tracking_uri_from_env
 from cvn_assets.models.lifecycle import Lifecycle
@@ -38,6 +41,11 @@ def post(port: int, query: str, variables: dict) -> dict:
     return payload["data"]
 
 
+def errors(instance, run_id: str) -> list[str]:
+    return [str(record.dagster_event.step_failure_data.error.message)
+            for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)]
+
+
 def launch(port: int, job: str, config: dict) -> tuple[str, str]:
     """Launch ``job`` with the op config as the launchpad would; wait for its end; (run id, status)."""
     op = job.removesuffix("_job")
@@ -55,7 +63,14 @@ def launch(port: int, job: str, config: dict) -> tuple[str, str]:
     raise AssertionError(f"run {run_id} of {job} did not finish within 300 s")
 
 
-def test_promotion_and_killswitch_from_the_launchpad(instance, webserver, monkeypatch, tmp_path):  # noqa: F811
+@pytest.fixture
+def launch_at_once(dagster_home):
+    """Runs launched from the UI start at once (the default queue needs the daemon, not running here)."""
+    with (dagster_home / "dagster.yaml").open("a") as config:
+        config.write("run_coordinator:\n  module: dagster._core.run_coordinator\n  class: DefaultRunCoordinator\n")
+
+
+def test_promotion_and_killswitch_from_the_launchpad(launch_at_once, instance, webserver):  # noqa: F811
     crypto = "SOLUSDC"
     version = pass_campaign("ui-pass-001", crypto)
     lifecycle = Lifecycle(tracking_uri_from_env(), migrated_store(diagnostics_url_from_env()), origin="test")
@@ -63,7 +78,7 @@ def test_promotion_and_killswitch_from_the_launchpad(instance, webserver, monkey
     lifecycle.approve(crypto, version, "operator", "bob")
 
     promoted, status = launch(webserver, "model_promotion_job", {"crypto": crypto, "version": version, "by": "mo"})
-    assert status == "SUCCESS"
+    assert status == "SUCCESS", errors(instance, promoted)
     client = mlflow_client(tracking_uri_from_env())
     assert client.get_registered_model(model_name(crypto)).aliases == {"champion": version}
 
@@ -74,7 +89,7 @@ def test_promotion_and_killswitch_from_the_launchpad(instance, webserver, monkey
 
     killed, status = launch(webserver, "model_killswitch_job", {
         "crypto": crypto, "confirm": f"{crypto}@{version}", "reason": "live drawdown", "by": "op"})
-    assert status == "SUCCESS"
+    assert status == "SUCCESS", errors(instance, killed)
     assert client.get_registered_model(model_name(crypto)).aliases == {"quarantined": version}
 
     events = [(e["action"], e["outcome"], e["origin"]) for e in lifecycle.audit.events(crypto)

@@ -84,7 +84,7 @@ def _run(context: dg.OpExecutionContext, model_registry: ModelRegistryResource, 
 
 @dg.op(description="Record an approval of a version (cvn model approve).")
 def model_approval(context: dg.OpExecutionContext, config: ApprovalConfig, model_registry: ModelRegistryResource,
-                   diagnostics: DiagnosticsResource) -> dict:
+                   diagnostics: DiagnosticsResource) -> dg.Output[dict]:
     return _run(context, model_registry, diagnostics,
                 lambda lc: lc.approve(config.crypto, config.version, config.role, config.by, config.reason,
                                       config.action))
@@ -92,27 +92,27 @@ def model_approval(context: dg.OpExecutionContext, config: ApprovalConfig, model
 
 @dg.op(description="Challenger → champion, the old champion → previous (two approvals, a passed gate).")
 def model_promotion(context: dg.OpExecutionContext, config: PromotionConfig, model_registry: ModelRegistryResource,
-                    diagnostics: DiagnosticsResource) -> dict:
+                    diagnostics: DiagnosticsResource) -> dg.Output[dict]:
     return _run(context, model_registry, diagnostics, lambda lc: lc.promote(config.crypto, config.version, config.by))
 
 
 @dg.op(description="Emergency quarantine of the champion: the crypto has no champion until a promotion or rollback.")
 def model_killswitch(context: dg.OpExecutionContext, config: KillswitchConfig, model_registry: ModelRegistryResource,
-                     diagnostics: DiagnosticsResource) -> dict:
+                     diagnostics: DiagnosticsResource) -> dg.Output[dict]:
     return _run(context, model_registry, diagnostics,
                 lambda lc: lc.killswitch(config.crypto, config.confirm, config.reason, config.by))
 
 
 @dg.op(description="Previous → champion, the bad champion → quarantined.")
 def model_rollback(context: dg.OpExecutionContext, config: RollbackConfig, model_registry: ModelRegistryResource,
-                   diagnostics: DiagnosticsResource) -> dict:
+                   diagnostics: DiagnosticsResource) -> dg.Output[dict]:
     return _run(context, model_registry, diagnostics,
                 lambda lc: lc.rollback(config.crypto, config.confirm, config.reason, config.by))
 
 
 @dg.op(description="Archive a quarantined or superseded version: aliases removed, stage decommissioned.")
 def model_decommission(context: dg.OpExecutionContext, config: DecommissionConfig,
-                       model_registry: ModelRegistryResource, diagnostics: DiagnosticsResource) -> dict:
+                       model_registry: ModelRegistryResource, diagnostics: DiagnosticsResource) -> dg.Output[dict]:
     return _run(context, model_registry, diagnostics,
                 lambda lc: lc.decommission(config.crypto, config.version, config.confirm, config.by,
                                            config.delete_artifacts))
