@@ -19,9 +19,11 @@ def test_code_location_loads_from_the_workspace_module(storage_root):
         "market_candles", "s43_predictions", "s43_gate"}
     checks = {key.name for key in repository.asset_graph.asset_check_keys}
     assert checks >= {"candles_valid", "blobs_intact", "cohort_complete", "cohort_intact", "ml_beats_baseline"}
-    assert {"s43_acquire_job", "s43_gate_job", "launch_discovery"} <= {job.name for job in repository.get_all_jobs()}
+    assert {"s43_acquire_job", "s43_gate_job", "launch_discovery", "model_approval_job", "model_promotion_job",
+            "model_killswitch_job", "model_rollback_job", "model_decommission_job"} <= {
+        job.name for job in repository.get_all_jobs()}
     assert {"campaign_sensor", "global_state_sensor", "run_failure_alert_sensor", "asset_check_alert_sensor",
-            "stuck_run_sensor"} <= {sensor.name for sensor in repository.sensor_defs}
+            "stuck_run_sensor", "model_lifecycle_alert_sensor"} <= {sensor.name for sensor in repository.sensor_defs}
     assert "morning_check_schedule" in {schedule.name for schedule in repository.schedule_defs}
     # the UI counts a campaign's unexpected campaign × crypto cells as missing: the assets say why
     descriptions = {name: " ".join(repository.asset_graph.get(dg.AssetKey(name)).description.split())

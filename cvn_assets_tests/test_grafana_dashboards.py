@@ -19,13 +19,27 @@ def boards() -> list[dict]:
     return [json.loads(path.read_text()) for path in DASHBOARDS]
 
 
-def queries() -> list[tuple[str, str, str]]:
+MODEL_REGISTRY = "Model Registry"  # filled by lifecycle actions, not by gates (test below)
+
+
+def queries(only: str | None = None, but: str | None = None) -> list[tuple[str, str, str]]:
     return [(board["title"], panel["title"], target["rawSql"])
-            for board in boards() for panel in board["panels"] for target in panel["targets"]]
+            for board in boards() if (only is None or board["title"] == only) and board["title"] != but
+            for panel in board["panels"] for target in panel["targets"]]
+
+
+def empty_panels(store: DiagnosticsStore, selected: list[tuple[str, str, str]]) -> list[str]:
+    empty = []
+    with store.engine.connect() as connection:
+        for board, panel, sql in selected:
+            rows = connection.execute(sa.text(sql)).fetchall()
+            if not rows or all(value is None for row in rows for value in row):
+                empty.append(f"{board} / {panel}")
+    return empty
 
 
 def test_dashboards_are_the_manuals_views_on_our_datasource():
-    assert {board["title"] for board in boards()} == {"Testing & Backtest", "MLOps Overview"}
+    assert {board["title"] for board in boards()} == {"Testing & Backtest", "MLOps Overview", "Model Registry"}
     datasource = yaml.safe_load((GRAFANA / "datasource.yaml").read_text())["datasources"][0]
     assert datasource["type"] == "grafana-postgresql-datasource"
     assert "password" not in json.dumps(datasource.get("jsonData", {}))  # secrets only from the environment
@@ -57,11 +71,41 @@ def test_every_query_returns_rows_from_real_gates(real_gates, postgres_url):
         store.replace_gate(case.report)
     store.record_global_state(datetime.now(UTC), "YELLOW", "GREEN", [{"rule": "success_rate_70_90"}], {})
 
-    empty = []
-    with store.engine.connect() as connection:
-        for board, panel, sql in queries():
-            rows = connection.execute(sa.text(sql)).fetchall()
-            if not rows or all(value is None for row in rows for value in row):
-                empty.append(f"{board} / {panel}")
+    empty = empty_panels(store, queries(but=MODEL_REGISTRY))
     store.close()
-    assert queries() and empty == []
+    assert queries(but=MODEL_REGISTRY) and empty == []
+
+
+def test_every_model_registry_query_returns_rows_from_real_lifecycle_actions(real_gates, postgres_url, tmp_path,
+                                                                              monkeypatch):
+    """Champion, challengers, quarantined, pending approvals and the event log — from real actions."""
+    from cvn_assets.acquisition.market_data import load_candles
+    from cvn_assets.gate.model_registry import register_challengers, tracking_uri_from_env
+    from cvn_assets.models.lifecycle import Lifecycle
+
+    monkeypatch.chdir(tmp_path)
+    store = DiagnosticsStore(postgres_url)
+    store.migrate()
+    case = real_gates["pass"]
+    store.replace_gate(case.report)
+    lifecycle = Lifecycle(tracking_uri_from_env(), store, origin="test")
+    registered = {entry["crypto"]: entry["version"] for entry in register_challengers(
+        case.report, lifecycle, case.pooled, lambda crypto: load_candles(case.report.spec, crypto))}
+    assert set(registered) == {"SOLUSDC", "ADAUSDC"}
+    for crypto, version in registered.items():
+        lifecycle.approve(crypto, version, "ml_owner", "alice")
+        lifecycle.approve(crypto, version, "operator", "bob")
+        lifecycle.promote(crypto, version, "mo")
+    lifecycle.killswitch("SOLUSDC", f"SOLUSDC@{registered['SOLUSDC']}", "live drawdown", "op")
+    lifecycle.approve("ADAUSDC", registered["ADAUSDC"], "mlops_maintainer", "max", "meta-label refresh",
+                      action="meta_training")
+
+    assert empty_panels(store, queries(only=MODEL_REGISTRY)) == []
+    with store.engine.connect() as connection:
+        champion = dict(connection.execute(sa.text(queries(only=MODEL_REGISTRY)[0][2])).mappings().one())
+        states = {row.crypto: row.state for row in connection.execute(sa.text(
+            next(sql for _, panel, sql in queries(only=MODEL_REGISTRY) if panel == "Lifecycle state per crypto")))}
+    assert champion["crypto"] == "ADAUSDC" and champion["origin_campaign"] == case.report.campaign_id
+    assert champion["promoted_by"] == "mo" and float(champion["age_days"]) < 0.01
+    assert states == {"ADAUSDC": "in production", "SOLUSDC": "no champion"}
+    store.close()

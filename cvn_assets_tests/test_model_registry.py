@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
@@ -10,10 +12,14 @@ import pytest
 
 from cvn_assets.acquisition.features import build_features
 from cvn_assets.acquisition.market_data import load_candles
+from cvn_assets.diagnostics.resources import diagnostics_url_from_env, migrated_store
 from cvn_assets.gate.model_registry import (
-    CHALLENGER, EXPERIMENT, artifact_location, challenger_count, challenger_requirements, log_gate_evaluation, model_freshness_days,
-    model_name, register_challengers, tracking_uri_from_env,
+    EXPERIMENT, artifact_location, challenger_requirements, log_gate_evaluation, register_challengers,
+    tracking_uri_from_env,
 )
+from cvn_assets.models.lifecycle import Lifecycle
+from cvn_assets.models.registry import model_name
+from cvn_assets.state.sources import MlflowRegistry
 
 
 @pytest.fixture
@@ -26,6 +32,10 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
     workdir.mkdir()
     monkeypatch.chdir(workdir)
     return tracking_uri_from_env()
+
+
+def lifecycle(tracking_uri: str) -> Lifecycle:
+    return Lifecycle(tracking_uri, migrated_store(diagnostics_url_from_env()), origin="test")
 
 
 def test_a_gate_run_is_found_again_with_its_spec_metrics_and_tags(real_gates, tracking_uri):
@@ -63,17 +73,21 @@ def test_a_pass_registers_challengers_that_load_back_without_pickle_and_predict(
     def candles(crypto: str):
         return load_candles(report.spec, crypto)
 
-    registered = register_challengers(report, tracking_uri, case.pooled, candles)
+    registered = register_challengers(report, lifecycle(tracking_uri), case.pooled, candles)
     assert [entry["crypto"] for entry in registered] == candidates
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     crypto = candidates[0]
-    version = client.get_model_version_by_alias(model_name(crypto), CHALLENGER)
-    assert version.tags["campaign_id"] == report.campaign_id
+    alias = f"challenger-{report.campaign_id}"  # one challenger alias per version, named by its origin campaign
+    version = client.get_model_version_by_alias(model_name(crypto), alias)
+    assert version.tags["campaign_id"] == report.campaign_id and version.tags["origin"] == "gate"
+    assert version.tags["stage"] == "challenger"
     assert version.tags["diagnostic"] == report.cryptos[crypto].diagnostic
     assert version.tags["family"] == report.cryptos[crypto].signals["family"]
+    assert json.loads(version.tags["signals"])["f1_buy_delta"] == pytest.approx(
+        report.cryptos[crypto].signals["f1_buy_delta"], abs=1e-6)
 
     mlflow.set_registry_uri(tracking_uri)
-    model = mlflow.sklearn.load_model(f"models:/{model_name(crypto)}@{CHALLENGER}")
+    model = mlflow.sklearn.load_model(f"models:/{model_name(crypto)}@{alias}")
     features = build_features(candles(crypto)).iloc[400:420]
     probabilities = model.predict_proba(features)
     assert probabilities.shape == (20, 2) and ((0 <= probabilities) & (probabilities <= 1)).all()
@@ -88,22 +102,26 @@ def test_a_pass_registers_challengers_that_load_back_without_pickle_and_predict(
     experiment = client.get_experiment_by_name(EXPERIMENT)
     assert experiment.artifact_location == artifact_location(tracking_uri)
 
-    assert challenger_count(tracking_uri) == len(candidates)
-    assert model_freshness_days(tracking_uri, crypto) < 0.01
-    assert model_freshness_days(tracking_uri, "BONKUSDC") is None
+    registry = MlflowRegistry(tracking_uri)
+    assert registry.challengers().value == len(candidates)
+    freshness = registry.freshness_days(crypto, datetime.now(UTC))  # no champion ever: the newest challenger
+    assert freshness.value < 0.01 and "no champion ever promoted: newest challenger" in freshness.detail
+    assert not registry.freshness_days("BONKUSDC", datetime.now(UTC)).known
 
-    again = register_challengers(report, tracking_uri, case.pooled, candles)  # the challengers step re-ran
+    again = register_challengers(report, lifecycle(tracking_uri), case.pooled, candles)  # the challengers step re-ran
     assert [entry["version"] for entry in again] == [entry["version"] for entry in registered]
     assert len(client.search_model_versions(f"name='{model_name(crypto)}'")) == 1
+    assert registry.challengers().value == len(candidates)
 
 
 def test_only_a_pass_registers_anything(real_gates, tracking_uri):
     def no_candles(crypto: str):
         raise AssertionError(f"no model is trained for a gate without PASS ({crypto})")
 
-    assert register_challengers(real_gates["fail"].report, tracking_uri, real_gates["fail"].pooled, no_candles) == []
-    assert register_challengers(real_gates["inconclusive"].report, tracking_uri, {}, no_candles) == []
-    assert challenger_count(tracking_uri) == 0
+    assert register_challengers(real_gates["fail"].report, lifecycle(tracking_uri), real_gates["fail"].pooled,
+                                no_candles) == []
+    assert register_challengers(real_gates["inconclusive"].report, lifecycle(tracking_uri), {}, no_candles) == []
+    assert MlflowRegistry(tracking_uri).challengers().value == 0
 
 
 def test_tracking_store_location():
@@ -146,14 +164,16 @@ GATE_PROCESS = r"""
 import sys, time
 from pathlib import Path
 from cvn_assets.contracts.campaign import STORED
-from cvn_assets.gate.model_registry import challenger_count, log_gate_evaluation
+from cvn_assets.gate.model_registry import log_gate_evaluation
+from cvn_assets.models.registry import mlflow_client
+from cvn_assets.models.supervision import challenger_total
 from cvn_assets.gate.report import GateReport
 
 report_file, uri, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 report = GateReport.model_validate_json(Path(report_file).read_text(), context=STORED)
 while not go.exists():
     time.sleep(0.002)
-print(log_gate_evaluation(report, uri), challenger_count(uri))
+print(log_gate_evaluation(report, uri), challenger_total(mlflow_client(uri)))
 """
 
 
@@ -182,3 +202,15 @@ def test_concurrent_gates_on_a_fresh_home_create_the_registry_once(tmp_path):
     runs = mlflow.MlflowClient(tracking_uri=uri).search_runs(
         [mlflow.MlflowClient(tracking_uri=uri).get_experiment_by_name(EXPERIMENT).experiment_id])
     assert len(runs) == 3 and {run.data.tags["campaign_id"] for run in runs} == {"race-gate-001"}
+
+
+def test_challengers_are_counted_over_every_page_of_the_registry(tracking_uri):
+    """MLflow lists 100 registered models per page: 105 challengers are 105, not 100."""
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    for index in range(105):
+        name = model_name(f"C{index:03d}USDC")
+        client.create_registered_model(name)
+        version = client.create_model_version(name, source=f"file:///nowhere/{index}")
+        client.set_registered_model_alias(name, f"challenger-paging-{index:03d}", version.version)
+    assert len(client.search_registered_models()) == 100  # one page: what the old count read
+    assert MlflowRegistry(tracking_uri).challengers().value == 105

@@ -21,6 +21,7 @@ from cvn_assets_tests.fixtures.campaigns import CampaignHarness, small_spec
 from cvn_assets_tests.fixtures.s3 import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+WEBSERVER_START_SECONDS = 300  # a loaded CI machine takes minutes to load the code location
 
 
 def graphql(port: int, query: str) -> dict:
@@ -40,7 +41,7 @@ def webserver(dagster_home, storage_root):
          "-h", "127.0.0.1", "-p", str(port)],
         cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + WEBSERVER_START_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"dagster-webserver exited: {process.stderr.read().decode()[-2000:]}")
@@ -51,7 +52,7 @@ def webserver(dagster_home, storage_root):
             time.sleep(0.5)
     else:
         process.kill()
-        raise RuntimeError("dagster-webserver did not answer within 120 s")
+        raise RuntimeError(f"dagster-webserver did not answer within {WEBSERVER_START_SECONDS} s")
     yield port
     process.terminate()
     process.wait(timeout=30)

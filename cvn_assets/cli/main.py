@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "s3": ("cvn_assets.cli.s3:s3_group", "The S3 bucket of the s43 prediction transport."),
     "state": ("cvn_assets.cli.state:state_command",
               "Morning check: global state GREEN / YELLOW / ORANGE / RED, fired rules, golden signals."),
+    "model": ("cvn_assets.cli.model:model_group",
+              "Model registry lifecycle (manual §4, §10): ls, approve, promote, killswitch, rollback, decommission."),
     "universes": ("cvn_assets.cli.universes:universes_group", "Crypto groups (manual §11): show them, sync the table."),
 }
 

@@ -83,3 +83,56 @@ universes = sa.Table(
     sa.Column("symbol", sa.String(20), primary_key=True),
     sa.Column("core", sa.Boolean, nullable=False),
 )
+
+# Model lifecycle (manual §4, §10): the audit trail, the approvals, and a mirror of the registry's
+# roles for Grafana (MLflow holds the aliases; the dashboard reads SQL only).
+model_events = sa.Table(
+    "cvn_model_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("crypto", sa.String(20), nullable=False, index=True),
+    sa.Column("version", sa.String(16), nullable=True),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(32), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("approvals", sa.Text, nullable=False),
+    sa.Column("before_aliases", sa.Text, nullable=False),
+    sa.Column("after_aliases", sa.Text, nullable=True),
+    sa.Column("plan", sa.Text, nullable=False),
+    sa.Column("applied", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("origin", sa.String(128), nullable=False),
+    sa.Column("resumes", sa.Integer, nullable=True),
+)
+
+model_approvals = sa.Table(
+    "cvn_model_approvals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("crypto", sa.String(20), nullable=False),
+    sa.Column("version", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("approved_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("event_id", sa.Integer, nullable=False),
+    sa.Column("consumed_event_id", sa.Integer, nullable=True),
+    sa.Index("ix_cvn_model_approvals_pending", "crypto", "version", "action"),
+)
+
+model_roles = sa.Table(
+    "cvn_model_roles", metadata,
+    sa.Column("crypto", sa.String(20), primary_key=True),
+    sa.Column("version", sa.String(16), primary_key=True),
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("campaign_id", sa.String(63), nullable=True),
+    sa.Column("origin", sa.String(64), nullable=True),
+    sa.Column("diagnostic", sa.String(32), nullable=True),
+    sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stage_by", sa.String(128), nullable=True),
+    sa.Column("stage_reason", sa.Text, nullable=True),
+    sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -21,6 +21,7 @@ from cvn_assets.contracts.campaign import STORED
 from cvn_assets.diagnostics.resources import DiagnosticsResource
 from cvn_assets.gate.model_registry import log_gate_evaluation, register_challengers
 from cvn_assets.gate.resources import ModelRegistryResource
+from cvn_assets.models.lifecycle import Lifecycle
 from cvn_assets.storage.candles_io_manager import candles_key
 from cvn_assets.events import Event, log_event
 from cvn_assets.gate.cohort import Cohort, load_cohort
@@ -168,8 +169,9 @@ def s43_gate(context: dg.AssetExecutionContext, cohort: Cohort, object_store: Ob
     kinds={"mlflow"},
 )
 def challengers(context: dg.AssetExecutionContext, cohort: Cohort, object_store: ObjectStoreResource,
-                model_registry: ModelRegistryResource):
-    """Each candidate crypto of a PASS, trained on the full window and registered with alias `challenger`."""
+                model_registry: ModelRegistryResource, diagnostics: DiagnosticsResource):
+    """Each candidate crypto of a PASS, trained on the full window and registered as a challenger
+    (alias ``challenger-<campaign>``, an audited ``register`` event)."""
     store, prefix = object_store.store(), object_store.prefix
     report = GateReport.model_validate_json(store.get(report_key(prefix, context.partition_key)), context=STORED)
     if report.verdict != Verdict.PASS:
@@ -178,7 +180,8 @@ def challengers(context: dg.AssetExecutionContext, cohort: Cohort, object_store:
     def candles(crypto: str) -> pd.DataFrame:
         return pd.read_parquet(io.BytesIO(store.get(candles_key(prefix, report.campaign_id, crypto))))
 
-    registered = register_challengers(report, model_registry.tracking_uri, cohort.pooled(), candles)
+    lifecycle = Lifecycle(model_registry.tracking_uri, diagnostics.store(), origin=f"dagster run {context.run_id}")
+    registered = register_challengers(report, lifecycle, cohort.pooled(), candles)
     for entry in registered:
         context.log.info(f"registered {entry['model_uri']} (version {entry['version']}, family {entry['family']})")
     return dg.MaterializeResult(metadata={

@@ -1,43 +1,42 @@
-"""MLflow: every gate evaluation as a run, every PASS candidate as a `challenger` model version.
+"""MLflow: every gate evaluation as a run, every PASS candidate as a challenger model version.
 
 Runs go to the experiment ``cvn-s43-gates`` (params: the campaign spec; metrics per crypto, named
 ``<CRYPTO>.<signal>``; tags: verdict, codes and each crypto's diagnostic). An INCONCLUSIVE gate
 logs its verdict and no metric: there is no pooled number to log. A candidate's model is trained
 on the campaign's full window with its chosen family, PTE and hyperparameters, saved with skops —
 MLflow's serialization that loads without unpickling, trusting only scikit-learn and numpy types
-— and registered as ``cvn-s43-<CRYPTO>`` with the alias ``challenger`` and the campaign and
-diagnostic as version tags. Re-registering the same campaign reuses its version.
+— and registered as ``cvn-s43-<CRYPTO>``, then made a challenger by the lifecycle
+(``cvn_assets.models``: alias ``challenger-<campaign>``, tags origin campaign, diagnostic, signals;
+an audited ``register`` event). Re-registering the same campaign reuses its version.
 
 With a SQLite tracking store, artifacts live in ``mlflow-artifacts/`` next to the database file
 (MLflow's own default is ``./mlruns`` under whatever directory the process started in, which a
 pod loses); a tracking server decides its artifact root itself.
 
-A SQLite store is created (MLflow runs its alembic migrations on first use) once, under an
-exclusive file lock beside the database: concurrent gates on a fresh DAGSTER_HOME would otherwise
-migrate the same file at once (``duplicate column name``, ``_alembic_tmp_experiments already
-exists``) and one of them would fail.
+A SQLite store is created once, safely, before concurrent use (``models.registry.ensure_store``).
 """
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from cvn_assets.contracts.blob import PredictionBlob
 from cvn_assets.gate.report import GateReport, Verdict
 from cvn_assets.home import in_dagster_home
+from cvn_assets.models.contract import challenger_alias, signals_tag
+from cvn_assets.models.registry import TRACKING_ENV, ensure_store, model_name, model_versions, sqlite_database
+from cvn_assets.models.registry import mlflow_client as _client
+
+if TYPE_CHECKING:
+    from cvn_assets.models.lifecycle import Lifecycle
 
 EXPERIMENT = "cvn-s43-gates"
-CHALLENGER = "challenger"
-TRACKING_ENV = "MLFLOW_TRACKING_URI"
 
 
 class RegistryError(ConnectionError):
@@ -71,62 +70,6 @@ def tracking_uri_from_env(environ: Mapping[str, str] | None = None) -> str:
     if env.get(TRACKING_ENV):
         return env[TRACKING_ENV]
     return f"sqlite:///{in_dagster_home(env, 'mlflow.sqlite', what='MLflow tracking store', instead=TRACKING_ENV)}"
-
-
-def model_name(crypto: str) -> str:
-    return f"cvn-s43-{crypto}"
-
-
-_INITIALISED: set[str] = set()  # SQLite stores this process has seen created (or created itself)
-_INITIALISING = threading.Lock()
-
-
-def sqlite_database(tracking_uri: str) -> Path | None:
-    """The database file of a SQLite tracking URI; None for any other store."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    database = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
-    if not database or database == ":memory:":
-        raise ValueError(f"{TRACKING_ENV} {tracking_uri!r}: expected a SQLite file, found an in-memory database")
-    return Path(database)
-
-
-def ensure_store(tracking_uri: str) -> None:
-    """Create (or upgrade) a SQLite tracking and registry store once, one process at a time.
-
-    The first caller migrates under an exclusive ``flock`` on ``<database>.init-lock``; the others
-    wait for it, then find the schema at head. A tracking server migrates itself: nothing to do.
-    """
-    database = sqlite_database(tracking_uri)
-    if database is None or tracking_uri in _INITIALISED:
-        return
-    import mlflow
-
-    with _INITIALISING:
-        if tracking_uri in _INITIALISED:
-            return
-        lock_path = database.with_name(database.name + ".init-lock")
-        try:
-            handle = open(lock_path, "a")
-        except OSError as exc:
-            raise ValueError(f"{TRACKING_ENV}: cannot create the SQLite registry {database}: expected a writable "
-                             f"existing directory {database.parent}, found {exc.strerror or exc}") from None
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-                client.search_experiments(max_results=1)  # creates / migrates the tracking tables
-                client.search_registered_models(max_results=1)  # and the registry's
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-        _INITIALISED.add(tracking_uri)
-
-
-def _client(tracking_uri: str):
-    import mlflow
-
-    ensure_store(tracking_uri)
-    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def artifact_location(tracking_uri: str) -> str | None:
@@ -202,11 +145,11 @@ def challenger_requirements() -> list[str]:
 @_redacted_errors
 def register_challengers(
     report: GateReport,
-    tracking_uri: str,
+    lifecycle: Lifecycle,
     pooled: Mapping[str, Sequence[PredictionBlob]],
     candles_loader: Callable[[str], pd.DataFrame],
 ) -> list[dict[str, Any]]:
-    """Register each candidate crypto of a PASS as a `challenger` version; return what was registered.
+    """Register each candidate crypto of a PASS as a challenger version; return what was registered.
 
     ``pooled`` is the campaign's complete cohort (the chosen family's last fold gives the PTE,
     hyperparameters and threshold); ``candles_loader(crypto)`` the campaign's candles of a crypto.
@@ -218,6 +161,7 @@ def register_challengers(
 
     from cvn_assets.acquisition.pipeline import train_full_window
 
+    tracking_uri = lifecycle.tracking_uri
     client = _client(tracking_uri)
     experiment_id = _experiment_id(client, tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)  # the fluent log_model below has no per-call URI
@@ -232,8 +176,8 @@ def register_challengers(
             raise ValueError(f"register_challengers {report.campaign_id}/{crypto}: expected the {family} blobs "
                              f"of the cohort, found families {sorted({b.meta.family for b in pooled.get(crypto, ())})}")
         last = max(chosen, key=lambda blob: blob.meta.fold)
-        existing = client.search_model_versions(f"name='{name}' and tags.campaign_id='{report.campaign_id}'")
-        if existing:  # the challengers step re-ran: point the alias at what this campaign registered
+        existing = model_versions(client, name, f"tags.campaign_id='{report.campaign_id}'")
+        if existing:  # the challengers step re-ran: make sure what this campaign registered is a challenger
             version = str(max(int(found.version) for found in existing))
         else:
             model = train_full_window(report.spec, crypto, candles_loader(crypto), family, last.meta.pte,
@@ -245,30 +189,13 @@ def register_challengers(
                                                 pip_requirements=challenger_requirements(),
                                                 registered_model_name=name)
             version = str(info.registered_model_version)
-            for key, value in {"campaign_id": report.campaign_id, "diagnostic": verdict.diagnostic, "family": family,
-                               "pte": f"sl={last.meta.pte.sl},tp={last.meta.pte.tp},horizon={last.meta.pte.horizon}",
-                               "threshold": f"{last.meta.threshold:.6f}"}.items():
-                client.set_model_version_tag(name, version, key, value)
-        client.set_registered_model_alias(name, CHALLENGER, version)
+        view = lifecycle.view(crypto)
+        if view.stage_of(version).value in ("none", "challenger"):  # never demote a promoted or killed version
+            lifecycle.register_challenger(crypto, version, report.campaign_id, origin="gate", tags={
+                "diagnostic": verdict.diagnostic, "family": family, "signals": signals_tag(verdict.signals),
+                "pte": f"sl={last.meta.pte.sl},tp={last.meta.pte.tp},horizon={last.meta.pte.horizon}",
+                "threshold": f"{last.meta.threshold:.6f}"})
+        alias = challenger_alias(report.campaign_id)
         registered.append({"crypto": crypto, "model": name, "version": version, "family": family,
-                           "model_uri": f"models:/{name}@{CHALLENGER}"})
+                           "model_uri": f"models:/{name}@{alias}"})
     return registered
-
-
-@_redacted_errors
-def model_freshness_days(tracking_uri: str, crypto: str, now: datetime | None = None) -> float | None:
-    """Age in days of the newest registered version of the crypto's model; None if there is none."""
-    client = _client(tracking_uri)
-    versions = client.search_model_versions(f"name='{model_name(crypto)}'")
-    if not versions:
-        return None
-    newest = max(int(version.creation_timestamp) for version in versions)
-    now = now or datetime.now(UTC)
-    return (now.timestamp() * 1000 - newest) / 86_400_000
-
-
-@_redacted_errors
-def challenger_count(tracking_uri: str) -> int:
-    """Registered models whose `challenger` alias is set (challengers not yet promoted)."""
-    client = _client(tracking_uri)
-    return sum(1 for model in client.search_registered_models() if CHALLENGER in (model.aliases or {}))

@@ -89,23 +89,26 @@ class StoreDiagnostics:
 
 
 class MlflowRegistry:
-    """The state's view of the MLflow registry (``cvn_assets.gate.model_registry``)."""
+    """The state's view of the MLflow registry (``cvn_assets.models``: champion, challengers)."""
 
     def __init__(self, tracking_uri: str):
         self.tracking_uri = tracking_uri
 
     def freshness_days(self, crypto: str, now: datetime) -> Measure:
-        from cvn_assets.gate.model_registry import model_freshness_days, model_name
+        from cvn_assets.models.registry import mlflow_client, read_view
+        from cvn_assets.models.supervision import freshness
 
-        days = model_freshness_days(self.tracking_uri, crypto, now)
+        days, note = freshness(read_view(mlflow_client(self.tracking_uri), crypto), now)
         if days is None:
-            return Measure.missing(f"no model version registered for {crypto} ({model_name(crypto)})")
-        return Measure.of(max(float(days), 0.0), f"newest version of {model_name(crypto)}")
+            return Measure.missing(note)
+        return Measure.of(days, note)
 
     def challengers(self) -> Measure:
-        from cvn_assets.gate.model_registry import challenger_count
+        from cvn_assets.models.registry import mlflow_client
+        from cvn_assets.models.supervision import challenger_total
 
-        return Measure.of(float(challenger_count(self.tracking_uri)), "registered models with alias 'challenger'")
+        return Measure.of(float(challenger_total(mlflow_client(self.tracking_uri))),
+                          "versions awaiting promotion (stage challenger), all cvn-s43 models")
 
 
 @dataclass
