@@ -22,6 +22,7 @@ from cvn_assets.diagnostics.resources import DiagnosticsResource, diagnostics_ur
 from cvn_assets.gate.assets import challengers, cohort_intact, s43_gate
 from cvn_assets.gate.model_registry import TRACKING_ENV, tracking_uri_from_env
 from cvn_assets.gate.resources import ModelRegistryResource
+from cvn_assets.modelops.defs import modelops_defs
 from cvn_assets.state.defs import state_defs
 from cvn_assets.storage.candles_io_manager import CandlesIOManager
 from cvn_assets.storage.io_manager import S43PredictionIOManager
@@ -65,7 +66,7 @@ def build_resources(environ: Mapping[str, str]) -> dict[str, object]:
 
 
 def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
-    """Campaigns (acquisition, gate, launch) + operating state + alerts, on one set of resources."""
+    """Campaigns (acquisition, gate, launch) + operating state + alerts + model operations, on one set of resources."""
     environ = os.environ if environ is None else environ
     campaigns = dg.Definitions(
         assets=[market_candles, s43_predictions, s43_gate, challengers],
@@ -75,7 +76,7 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
         resources=build_resources(environ),
         executor=_executor(environ),
     )
-    return dg.Definitions.merge(campaigns, state_defs(), alert_defs())
+    return dg.Definitions.merge(campaigns, state_defs(), alert_defs(), modelops_defs())
 
 
 @dg.definitions

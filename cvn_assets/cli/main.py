@@ -43,6 +43,9 @@ def _register() -> None:
     from cvn_assets.cli.state import state_command
 
     cli.add_command(state_command)
+    from cvn_assets.cli.model import model_group
+
+    cli.add_command(model_group)
 
 
 def get_cli() -> click.Group:
