@@ -4,7 +4,9 @@ Both produce ordinary prediction blobs — one per (crypto, fold, family) under 
 with a manifest written first — persist them with the IO manager's ``persist_blobs``, read the
 cohort back with the gate's ``load_cohort`` and judge it with the gate's ``evaluate_gate``. So the
 golden signals, the §7 diagnostic and the candidacy (``qualifies``) are computed by exactly the
-code that judged the discovery, and ``cvn gate --campaign <run id>`` / ``cvn blob ls`` work on them.
+code that judged the discovery; ``cvn blob ls --campaign <run id>`` lists them and the gate report
+sits beside them (``_gate_report.json``). The run id is not a campaign partition: ``cvn gate`` would
+re-register challengers from a backtest, which only the discovery does.
 
 * **backtest** (§10 "Test → WFRB from existing candidates"): the registered estimator as it is —
   no screening, no fitting, its PTE and BUY threshold — predicts every usable bar of the latest

@@ -320,6 +320,7 @@ class MetaResult(BaseModel):
 
 
 META_SUFFIX = "-meta"
+META_ALIAS = "meta"  # the newest meta-label of a crypto ("latest" is reserved by MLflow)
 META_FEATURE = "primary_proba_buy"
 HOLDOUT_FRACTION = 0.3
 
@@ -356,7 +357,7 @@ def meta_train(ctx: OpsContext, crypto: str, by: str, window: MarketWindow, now:
             "primary_model": champion.name, "primary_version": champion.version, "trained_by": actor,
             "approved_by": f"{approval.role}:{approval.actor}", "family": "logreg", "pte": pte_tag(champion.pte),
             "threshold": "0.5", "inputs": json.dumps([*x.columns, META_FEATURE])}
-    version = register_version(ctx.tracking_uri, meta_model_name(crypto), model, f"meta-{run_id}", tags, "latest")
+    version = register_version(ctx.tracking_uri, meta_model_name(crypto), model, f"meta-{run_id}", tags, META_ALIAS)
     return MetaResult(
         crypto=crypto, model=meta_model_name(crypto), version=version, primary_model=champion.name,
         primary_version=champion.version, run_id=run_id, approval=approval, trained_by=actor,
