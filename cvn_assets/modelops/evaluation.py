@@ -38,6 +38,7 @@ from cvn_assets.contracts.campaign import CampaignManifest, CampaignSpec, produc
 from cvn_assets.contracts.identifiers import validate_campaign_id
 from cvn_assets.gate.cohort import load_cohort
 from cvn_assets.gate.report import GateReport, report_key
+from cvn_assets.gate.signals import compute_crypto_signals
 from cvn_assets.gate.verdict import evaluate_gate
 from cvn_assets.modelops.registry import RegisteredVersion
 from cvn_assets.storage.io_manager import persist_blobs
@@ -167,6 +168,15 @@ def judge(store: ObjectStore, prefix: str, spec: CampaignSpec, blobs: list[Predi
     store.put(report_key(prefix, spec.campaign_id), report.model_dump_json(indent=2).encode(),
               content_type="application/json")
     return report
+
+
+def per_window_signals(blobs: list[PredictionBlob]) -> list[dict[str, Any]]:
+    """Walk-forward: the gate's signals of each window on its own."""
+    return [{"window": blob.meta.fold, "train_start_ms": blob.meta.train.start_ms,
+             "test_start_ms": blob.meta.test.start_ms, "test_end_ms": blob.meta.test.end_ms,
+             **compute_crypto_signals([blob]).model_dump(include={"f1_buy", "baseline_f1_buy", "f1_buy_delta",
+                                                                  "n_trades", "sortino"})}
+            for blob in blobs]
 
 
 def version_result(kind: str, version: RegisteredVersion, report: GateReport, window: Window,

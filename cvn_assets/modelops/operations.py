@@ -28,11 +28,12 @@ from cvn_assets.contracts.campaign import STORED, CampaignSpec
 from cvn_assets.diagnostics.store import DiagnosticsStore
 from cvn_assets.diagnostics.tables import crypto_signals, gate_verdicts
 from cvn_assets.gate.model_registry import model_name
-from cvn_assets.gate.signals import compute_crypto_signals, f1_precision_recall
+from cvn_assets.gate.signals import f1_precision_recall
 from cvn_assets.modelops.approvals import MLOPS_MAINTAINER, META_TRAINING, Approval, require_approval, validate_actor
 from cvn_assets.modelops.drift import Band, DriftKind, DriftMeasure, DriftThresholds, crypto_band, feature_drift, measure
 from cvn_assets.modelops.evaluation import (
-    VersionResult, backtest_blobs, judge, operation_run_id, operation_spec, version_result, walkforward_blobs,
+    VersionResult, backtest_blobs, judge, operation_run_id, operation_spec, per_window_signals, version_result,
+    walkforward_blobs,
 )
 from cvn_assets.modelops.records import record_drift, record_results
 from cvn_assets.modelops.registry import (
@@ -145,14 +146,8 @@ def walkforward(ctx: OpsContext, crypto: str, version: str, windows: int, window
     blobs = walkforward_blobs(run_id, chosen, load_estimator(ctx.tracking_uri, chosen), spec, latest, windows)
     report = judge(ctx.store, ctx.prefix, spec, blobs, ctx.log, now)
 
-    def per_window() -> list[dict[str, Any]]:
-        return [{"window": blob.meta.fold, "train_start_ms": blob.meta.train.start_ms,
-                 "test_start_ms": blob.meta.test.start_ms, "test_end_ms": blob.meta.test.end_ms,
-                 **compute_crypto_signals([blob]).model_dump(include={"f1_buy", "baseline_f1_buy", "f1_buy_delta",
-                                                                      "n_trades", "sortino"})}
-                for blob in blobs]
-
-    result = version_result("walkforward", chosen, report, window_of(latest), window_of(trained), per_window)
+    result = version_result("walkforward", chosen, report, window_of(latest), window_of(trained),
+                            lambda: per_window_signals(blobs))
     record_results(ctx.diagnostics, [result])
     return result
 
@@ -244,31 +239,38 @@ def _inputs(estimator: Any, features: pd.DataFrame) -> list[str]:
     return [str(name) for name in names] if names is not None else list(features.columns)
 
 
-def monitor_crypto(ctx: OpsContext, crypto: str, window: MarketWindow, thresholds: DriftThresholds | None = None,
-                   now: datetime | None = None) -> DriftReport:
-    champion = require_champion(ctx.tracking_uri, crypto)
-    origin, trained, latest = _windows(ctx, champion, window)
-    estimator = load_estimator(ctx.tracking_uri, champion)
+def drift_report(crypto: str, version: RegisteredVersion, estimator: Any, origin: CampaignSpec, window: MarketWindow,
+                 trained: pd.DataFrame, latest: pd.DataFrame, thresholds: DriftThresholds | None = None,
+                 now: datetime | None = None) -> DriftReport:
+    """Drift of one model: each input, its ``proba_buy`` and its labels, latest window vs training window."""
     with threadpool_limits(limits=THREADS):
-        before = _prepare(origin, crypto, trained, [champion.pte])
-        after = _prepare(window_spec(origin, window), crypto, latest, [champion.pte])
-        rows_before = slice(WARMUP_BARS, len(before.ts) - champion.pte.horizon)
-        rows_after = slice(WARMUP_BARS, len(after.ts) - champion.pte.horizon)
+        before = _prepare(origin, crypto, trained, [version.pte])
+        after = _prepare(window_spec(origin, window), crypto, latest, [version.pte])
+        rows_before = slice(WARMUP_BARS, len(before.ts) - version.pte.horizon)
+        rows_after = slice(WARMUP_BARS, len(after.ts) - version.pte.horizon)
         x_before, x_after = before.features.iloc[rows_before], after.features.iloc[rows_after]
         inputs = _inputs(estimator, x_before)
         features = feature_drift({n: x_before[n].to_numpy() for n in inputs},
                                  {n: x_after[n].to_numpy() for n in inputs}, thresholds)
         prediction = measure("proba_buy", DriftKind.PREDICTION, estimator.predict_proba(x_before)[:, 1],
                              estimator.predict_proba(x_after)[:, 1], thresholds)
-    label = measure("buy_rate", DriftKind.LABEL, before.outcomes[champion.pte].y[rows_before],
-                    after.outcomes[champion.pte].y[rows_after], thresholds)
+    label = measure("buy_rate", DriftKind.LABEL, before.outcomes[version.pte].y[rows_before],
+                    after.outcomes[version.pte].y[rows_after], thresholds)
     band, critical = crypto_band(features, prediction, label)
     moment = now or datetime.now(UTC)
-    return DriftReport(crypto=crypto, version=champion.version, run_id=operation_run_id("monitor", crypto,
-                                                                                       champion.version, moment),
+    return DriftReport(crypto=crypto, version=version.version,
+                       run_id=operation_run_id("monitor", crypto, version.version, moment),
                        band=band, critical=critical, features=features, prediction=prediction, label=label,
                        window=window_of(latest), training_window=window_of(trained),
                        next_step=next_step(crypto, band, critical), evaluated_at=moment)
+
+
+def monitor_crypto(ctx: OpsContext, crypto: str, window: MarketWindow, thresholds: DriftThresholds | None = None,
+                   now: datetime | None = None) -> DriftReport:
+    champion = require_champion(ctx.tracking_uri, crypto)
+    origin, trained, latest = _windows(ctx, champion, window)
+    return drift_report(crypto, champion, load_estimator(ctx.tracking_uri, champion), origin, window, trained, latest,
+                        thresholds, now)
 
 
 def drift_rows(report: DriftReport) -> list[dict[str, Any]]:
