@@ -206,6 +206,22 @@ def test_psi_bands_and_the_statistic_that_decides():
         measure("x", DriftKind.FEATURE, reference, np.array([0.0, np.nan]))
 
 
+def test_ks_and_wasserstein_are_scipys_from_one_shared_sort():
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    cases = [(rng.normal(0, 1, 3000), rng.normal(0.2, 1.3, 2500)),
+             (rng.integers(0, 5, 900).astype(float), rng.integers(0, 7, 700).astype(float)),  # ties
+             ((rng.random(400) < 0.3).astype(float), (rng.random(600) < 0.5).astype(float))]
+    for reference, current in cases:
+        ours = measure("x", DriftKind.FEATURE, reference, current)
+        theirs = stats.ks_2samp(reference, current, method="asymp")
+        assert ours.ks_statistic == pytest.approx(theirs.statistic, abs=1e-12)
+        assert ours.ks_pvalue == pytest.approx(theirs.pvalue, abs=1e-12)
+        assert ours.wasserstein == pytest.approx(stats.wasserstein_distance(reference, current), abs=1e-12)
+        assert ours.value == pytest.approx(psi(reference, current))
+
+
 def test_one_slow_input_alone_is_not_critical_drift():
     rng = np.random.default_rng(5)
     same = rng.normal(0, 1, 4000)
