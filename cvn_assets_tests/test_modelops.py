@@ -24,7 +24,7 @@ from cvn_assets.campaigns.runner import read_report
 from cvn_assets.gate.report import Verdict
 from cvn_assets.modelops.approvals import MLOPS_MAINTAINER, META_TRAINING, record_approval
 from cvn_assets.modelops.drift import Band, DriftKind, DriftThresholds, crypto_band, measure, psi
-from cvn_assets.modelops.records import backtest_rows, latest_drift
+from cvn_assets.modelops.records import backtest_rows, latest_drift, qualification_reason
 from cvn_assets.modelops.registry import champion, registered_versions
 from cvn_assets.runs import BACKTEST_JOB, CAMPAIGN_TAG, STAGE_TAG
 from cvn_assets_tests.fixtures.campaigns import small_spec
@@ -134,6 +134,16 @@ def test_model_operations_end_to_end(champion_of_a_pass, instance):
     assert versions[new].family == versions[version].family and versions[new].pte == versions[version].pte
     assert champion(uri, CRYPTO).version == version  # a challenger, never promoted by itself
     assert model_freshness_days(uri, CRYPTO) < before and model_freshness_days(uri, CRYPTO) < 0.001
+    # Its gate is a backtest on a window after the one it was fitted on (the same one is refused).
+    code, in_sample = cvn_json("backtest", "--crypto", CRYPTO, "--version", new)
+    assert code == 2 and "in-sample" in in_sample["error"]
+    assert qualification_reason(diagnostics, CRYPTO, new).startswith(f"{CRYPTO} v{new} has no backtest")
+    code, tested = cvn_json("backtest", "--crypto", CRYPTO, "--version", new, "--synthetic-path", "2")
+    assert code == 0, tested
+    (fresh,) = tested["versions"]
+    assert fresh["role"] == "challenger" and fresh["qualifies"] is True, fresh
+    assert qualification_reason(diagnostics, CRYPTO, new) is None
+    assert qualification_reason(diagnostics, CRYPTO, version).startswith(f"{CRYPTO} v{version} did not qualify")
 
     # Meta-training: refused without the mlops_maintainer approval (nothing registered), then registered.
     code, refused = cvn_json("meta-train", "--crypto", CRYPTO, "--by", "paul")
@@ -235,3 +245,22 @@ def test_one_slow_input_alone_is_not_critical_drift():
     broad = [measure(f"g{i}", DriftKind.FEATURE, same, rng.normal(0, 2, 4000)) for i in range(2)]
     band, what = crypto_band([*inputs[:5], slow, *broad], prediction, label)
     assert band == Band.CRITICAL and set(what) == {"vol_288", "g0", "g1"}
+
+
+def test_the_pipelines_are_jobs_with_typed_config_and_schedules_in_the_code_location(storage_root):
+    from cvn_assets.definitions import build_defs
+    from cvn_assets.modelops.jobs import backtest_op, meta_training_op, retrain_op
+    from cvn_assets.runs import MODEL_OPS_JOBS, OUR_JOBS
+    from cvn_assets.state.settings import StateSettings
+
+    defs = build_defs()
+    assert set(MODEL_OPS_JOBS) <= {job.name for job in defs.resolve_all_job_defs()}
+    assert set(MODEL_OPS_JOBS) <= set(OUR_JOBS) == set(StateSettings().jobs)  # counted by the sensors
+    schedules = {schedule.name: schedule for schedule in defs.schedules}
+    assert {"retrain_defi_schedule", "retrain_btc_core_schedule", "monitoring_schedule"} <= set(schedules)
+    weekly = schedules["retrain_defi_schedule"]
+    assert weekly.cron_schedule == "0 3 * * 1" and weekly.job.name == "retrain_job"
+    assert weekly.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert set(backtest_op.config_schema.config_type.fields) >= {"crypto", "version", "backtest_days", "data_dir"}
+    assert set(retrain_op.config_schema.config_type.fields) >= {"crypto", "group"}
+    assert set(meta_training_op.config_schema.config_type.fields) >= {"crypto", "by"}

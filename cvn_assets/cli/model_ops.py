@@ -74,21 +74,38 @@ def _window_options(command: F) -> F:
 
 
 def _window_config(options: dict[str, Any]) -> dict[str, Any]:
-    from cvn_assets.modelops.windows import MarketWindow
-
+    """The job's window config from the options, validated as the job will read it."""
     window = {"backtest_days": options.get("backtest_days"), "data_source": options.get("data_source"),
               "data_dir": str(options["data_dir"]) if options.get("data_dir") else None,
               "path": options.get("synthetic_path", 1), "planted_signal": options.get("planted_signal"),
               "regime_shift": options.get("regime_shift", 1.0)}
-    MarketWindow(days=window["backtest_days"], data_source=window["data_source"], data_dir=window["data_dir"],
-                 path=window["path"], planted_signal=window["planted_signal"], regime_shift=window["regime_shift"])
+    _market_window(window)
     return window
+
+
+def _market_window(window: dict[str, Any]):
+    from cvn_assets.modelops.jobs import WindowConfig
+
+    return WindowConfig(**window).window()
 
 
 def _tracking_uri() -> str:
     from cvn_assets.gate.model_registry import tracking_uri_from_env
 
     return tracking_uri_from_env()
+
+
+def _ops_context():
+    """The stores a command reads to check its input before launching the job (no write)."""
+    import logging
+
+    from cvn_assets.cli.common import storage
+    from cvn_assets.diagnostics.resources import diagnostics_url_from_env, migrated_store
+    from cvn_assets.modelops.operations import OpsContext
+
+    store, settings = storage()
+    return OpsContext(store=store, prefix=settings.prefix, diagnostics=migrated_store(diagnostics_url_from_env()),
+                      tracking_uri=_tracking_uri(), log=logging.getLogger("cvn.model"))
 
 
 def _crypto(value: str) -> str:
@@ -146,13 +163,14 @@ def backtest_command(crypto: str, version: str | None, as_json: bool, **options:
     Per version: the gate's golden signals on the window, its §7 diagnostic and whether it still
     qualifies; rows in cvn_model_backtests. Exit 0 whatever the outcome.
     """
-    from cvn_assets.modelops.registry import operated_versions, validate_version
+    from cvn_assets.modelops.operations import plan_backtest
+    from cvn_assets.modelops.registry import validate_version
     from cvn_assets.runs import BACKTEST_JOB, CRYPTO_TAG, STAGE_TAG
 
     crypto = _crypto(crypto)
     version = validate_version(version) if version is not None else None
     window = _window_config(options)
-    chosen = operated_versions(_tracking_uri(), crypto, version)
+    chosen = [entry[0] for entry in plan_backtest(_ops_context(), crypto, version, _market_window(window))]
     progress(f"backtest {crypto}: versions {', '.join(f'v{v.version} ({v.role})' for v in chosen)}")
     run_id, results = run_job(BACKTEST_JOB, "backtest", {"crypto": crypto, "version": version, **window},
                               {STAGE_TAG: "backtest", CRYPTO_TAG: crypto})

@@ -45,6 +45,10 @@ from cvn_assets.storage.manifests import CampaignNotRegistered, read_manifest
 from cvn_assets.storage.object_store import ObjectStore
 
 
+# The window a version registered by a model operation was fitted on (a MarketWindow as JSON).
+TRAIN_WINDOW_TAG = "train_window"
+
+
 @dataclass
 class OpsContext:
     """The real systems an operation reads and writes."""
@@ -91,7 +95,10 @@ def with_screening(ctx: OpsContext, version: RegisteredVersion) -> RegisteredVer
 def _windows(ctx: OpsContext, version: RegisteredVersion, window: MarketWindow
              ) -> tuple[CampaignSpec, pd.DataFrame, pd.DataFrame]:
     origin = origin_spec(ctx, version.source_campaign_id)
-    trained = training_candles(ctx.store, ctx.prefix, origin, version.crypto)
+    if version.tags.get(TRAIN_WINDOW_TAG):  # registered by a model operation: trained on a later window
+        trained = latest_candles(origin, version.crypto, MarketWindow.model_validate_json(version.tags[TRAIN_WINDOW_TAG]))
+    else:
+        trained = training_candles(ctx.store, ctx.prefix, origin, version.crypto)
     latest = latest_candles(origin, version.crypto, window)
     return origin, trained, latest
 
@@ -99,20 +106,31 @@ def _windows(ctx: OpsContext, version: RegisteredVersion, window: MarketWindow
 # ----------------------------------------------------------------------------------- backtest
 
 
-def backtest(ctx: OpsContext, crypto: str, version: str | None, window: MarketWindow,
-             now: datetime | None = None) -> list[VersionResult]:
-    """Each chosen version, unchanged, on the latest window: the gate's signals and ``qualifies``."""
+def plan_backtest(ctx: OpsContext, crypto: str, version: str | None, window: MarketWindow) -> list[tuple]:
+    """Read and check everything a backtest needs, write nothing (the command calls it before the job).
+
+    Raises ``ValueError`` (bad input: exit 2) for an unknown version, a crypto without versions, a
+    latest window that is not after a version's training window.
+    """
     versions = [with_screening(ctx, v) for v in operated_versions(ctx.tracking_uri, crypto, version)]
     prepared = []
-    for chosen in versions:  # everything read and checked before the first write
+    for chosen in versions:
         origin, trained, latest = _windows(ctx, chosen, window)
         training_window, latest_window = window_of(trained), window_of(latest)
         if latest_window.start_ms < training_window.end_ms:
             raise ValueError(
                 f"backtest {model_name(crypto)} v{chosen.version}: the latest window starts "
                 f"{_iso(latest_window.start_ms)}, before its training window ends {_iso(training_window.end_ms)}: "
-                "an in-sample backtest says nothing — give a later window (newer files, --data-dir)")
+                "an in-sample backtest says nothing — give a later window (newer files, --data-dir, "
+                "or --synthetic-path N for a later synthetic stretch)")
         prepared.append((chosen, origin, latest, training_window, latest_window))
+    return prepared
+
+
+def backtest(ctx: OpsContext, crypto: str, version: str | None, window: MarketWindow,
+             now: datetime | None = None) -> list[VersionResult]:
+    """Each chosen version, unchanged, on the latest window: the gate's signals and ``qualifies``."""
+    prepared = plan_backtest(ctx, crypto, version, window)  # everything checked before the first write
     results = []
     for chosen, origin, latest, training_window, latest_window in prepared:
         run_id = operation_run_id("backtest", crypto, chosen.version, now)
@@ -192,6 +210,7 @@ def retrain(ctx: OpsContext, crypto: str, window: MarketWindow, now: datetime | 
             "retrained_from": champion.version, "family": champion.family, "pte": pte_tag(champion.pte),
             "threshold": f"{champion.threshold:.6f}", "stage": "challenger",
             "train_start_ms": str(trained_window.start_ms), "train_end_ms": str(trained_window.end_ms),
+            TRAIN_WINDOW_TAG: window.model_dump_json(),
             **({"screening_f1_buy": f"{champion.screening_f1_buy:.6f}"} if champion.screening_f1_buy is not None else {})}
     version = register_version(ctx.tracking_uri, model_name(crypto), model, f"retrain-{run_id}", tags, alias)
     return RetrainResult(crypto=crypto, model=model_name(crypto), champion_version=champion.version, version=version,
