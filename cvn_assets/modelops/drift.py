@@ -9,7 +9,8 @@ well-kept statistics are computed, one decides:
   marks — below 0.10 stable, 0.10 to 0.25 warning, 0.25 and above critical — because it measures
   *how much* the distribution moved in a unit that does not depend on the feature's scale or on the
   number of bars, so one pair of thresholds holds for every input and every crypto.
-* **Kolmogorov–Smirnov** (as ``scipy.stats.ks_2samp``): its statistic and p-value are reported, never
+* **Kolmogorov–Smirnov** (statistic as ``scipy.stats.ks_2samp``, p-value from Kolmogorov's limiting
+  distribution ``scipy.stats.kstwobign``): reported, never
   used to decide: on 17,000 serially correlated 5-minute bars the p-value is ~0 for shifts no
   model notices (too many bars, and they are not independent, which the test assumes).
 * **Wasserstein** (as ``scipy.stats.wasserstein_distance``): how far the mass moved, in the feature's
@@ -154,9 +155,13 @@ def _ks_wasserstein(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndar
 
 
 def _ks_pvalues(statistics: np.ndarray, reference_rows: int, current_rows: int) -> np.ndarray:
-    """scipy's asymptotic two-sided p-values (``ks_2samp(method="asymp")``): Kolmogorov's distribution."""
-    n_large, n_small = sorted((float(reference_rows), float(current_rows)), reverse=True)
-    return np.clip(stats.kstwo.sf(statistics, np.round(n_large * n_small / (n_large + n_small))), 0.0, 1.0)
+    """Two-sided p-values from Kolmogorov's limiting distribution (``scipy.stats.kstwobign``).
+
+    ``ks_2samp(method="asymp")`` evaluates the finite-n ``kstwo`` instead, which costs ~20 ms per
+    input; with thousands of bars both agree to the third decimal, and the p-value decides nothing.
+    """
+    effective = reference_rows * current_rows / (reference_rows + current_rows)
+    return np.clip(stats.kstwobign.sf(statistics * np.sqrt(effective)), 0.0, 1.0)
 
 
 def _measures(pairs: list[tuple[str, DriftKind, np.ndarray, np.ndarray]],
