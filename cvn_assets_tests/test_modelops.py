@@ -22,7 +22,7 @@ from cvn_assets.diagnostics.resources import diagnostics_url_from_env, migrated_
 from cvn_assets.gate.model_registry import model_freshness_days, model_name, tracking_uri_from_env
 from cvn_assets.campaigns.runner import read_report
 from cvn_assets.gate.report import Verdict
-from cvn_assets.modelops.approvals import MLOPS_MAINTAINER, META_TRAINING, record_approval
+from cvn_assets.modelops.approvals import MLOPS_MAINTAINER, META_TRAINING, approve
 from cvn_assets.modelops.drift import Band, DriftKind, DriftThresholds, crypto_band, measure, psi
 from cvn_assets.modelops.records import backtest_rows, latest_drift, qualification_reason
 from cvn_assets.modelops.registry import champion, registered_versions
@@ -150,7 +150,7 @@ def test_model_operations_end_to_end(champion_of_a_pass, instance):
     assert code == 2 and "mlops_maintainer" in refused["error"] and refused["exit_code"] == 2
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert not client.search_registered_models(f"name='{model_name(CRYPTO)}-meta'")
-    record_approval(uri, champion(uri, CRYPTO), META_TRAINING, MLOPS_MAINTAINER, "maria", reason="labels reviewed")
+    approve(uri, champion(uri, CRYPTO), MLOPS_MAINTAINER, "maria", reason="labels reviewed", action=META_TRAINING)
     code, same_person = cvn_json("meta-train", "--crypto", CRYPTO, "--by", "maria")
     assert code == 2 and "another person" in same_person["error"]
     code, meta = cvn_json("meta-train", "--crypto", CRYPTO, "--by", "paul")

@@ -283,13 +283,14 @@ def meta_train_command(crypto: str, by: str, as_json: bool, **options: Any) -> N
     Refused (exit 2, nothing run) without an mlops_maintainer approval of the champion version
     (manual §4, §10): `cvn model approve CRYPTO VERSION --role mlops_maintainer --by NAME`.
     """
-    from cvn_assets.modelops.approvals import MLOPS_MAINTAINER, META_TRAINING, require_approval, validate_actor
+    from cvn_assets.modelops.approvals import META_TRAINING, require_approvals, require_other_person, validate_actor
     from cvn_assets.modelops.registry import require_champion
     from cvn_assets.runs import CRYPTO_TAG, META_TRAINING_JOB, STAGE_TAG
 
     crypto, actor = _crypto(crypto), validate_actor(by)
     window = _window_config(options)
-    require_approval(require_champion(_tracking_uri(), crypto), META_TRAINING, MLOPS_MAINTAINER, actor)
+    champion = require_champion(_tracking_uri(), crypto)
+    require_other_person(require_approvals(champion, META_TRAINING), actor, f"{META_TRAINING} of {champion.name}")
     run_id, result = run_job(META_TRAINING_JOB, "meta_training", {"crypto": crypto, "by": actor, **window},
                              {STAGE_TAG: "meta_training", CRYPTO_TAG: crypto})
     if as_json:

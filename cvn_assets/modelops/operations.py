@@ -29,7 +29,9 @@ from cvn_assets.diagnostics.store import DiagnosticsStore
 from cvn_assets.diagnostics.tables import crypto_signals, gate_verdicts
 from cvn_assets.gate.model_registry import model_name
 from cvn_assets.gate.signals import f1_precision_recall
-from cvn_assets.modelops.approvals import MLOPS_MAINTAINER, META_TRAINING, Approval, require_approval, validate_actor
+from cvn_assets.modelops.approvals import (
+    MLOPS_MAINTAINER, META_TRAINING, Approval, require_approvals, require_other_person, validate_actor,
+)
 from cvn_assets.modelops.drift import Band, DriftKind, DriftMeasure, DriftThresholds, crypto_band, feature_drift, measure
 from cvn_assets.modelops.evaluation import (
     VersionResult, backtest_blobs, judge, operation_run_id, operation_spec, per_window_signals, version_result,
@@ -212,6 +214,9 @@ def retrain(ctx: OpsContext, crypto: str, window: MarketWindow, now: datetime | 
             "train_start_ms": str(trained_window.start_ms), "train_end_ms": str(trained_window.end_ms),
             TRAIN_WINDOW_TAG: window.model_dump_json(),
             **({"screening_f1_buy": f"{champion.screening_f1_buy:.6f}"} if champion.screening_f1_buy is not None else {})}
+    # The lifecycle's registration contract (alias challenger-<campaign>, tags campaign_id, origin,
+    # stage): with cvn_assets.models merged, the alias and these three tags are
+    # Lifecycle.register_challenger(crypto, version, run_id, origin="retrain", tags=…), audited.
     version = register_version(ctx.tracking_uri, model_name(crypto), model, f"retrain-{run_id}", tags, alias)
     return RetrainResult(crypto=crypto, model=model_name(crypto), champion_version=champion.version, version=version,
                          alias=alias, run_id=run_id, family=champion.family, pte=pte_tag(champion.pte),
@@ -354,7 +359,9 @@ def meta_train(ctx: OpsContext, crypto: str, by: str, window: MarketWindow, now:
     """A meta-label on the champion's BUYs: does this BUY reach take-profit first? Needs an approval."""
     actor = validate_actor(by)
     champion = require_champion(ctx.tracking_uri, crypto)
-    approval = require_approval(champion, META_TRAINING, MLOPS_MAINTAINER, actor)
+    approvals = require_approvals(champion, META_TRAINING)
+    require_other_person(approvals, actor, f"{META_TRAINING} of {champion.name} v{champion.version}")
+    approval = next(a for a in approvals if a.role == MLOPS_MAINTAINER)
     origin = origin_spec(ctx, champion.source_campaign_id)
     latest = latest_candles(origin, crypto, window)
     estimator = load_estimator(ctx.tracking_uri, champion)
