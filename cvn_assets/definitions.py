@@ -24,6 +24,7 @@ from cvn_assets.gate.assets import challengers, cohort_intact, s43_gate
 from cvn_assets.gate.model_registry import TRACKING_ENV, tracking_uri_from_env
 from cvn_assets.gate.resources import ModelRegistryResource
 from cvn_assets.models.defs import model_defs
+from cvn_assets.modelops.defs import modelops_defs
 from cvn_assets.state.defs import state_defs
 from cvn_assets.storage.candles_io_manager import CandlesIOManager
 from cvn_assets.storage.io_manager import S43PredictionIOManager
@@ -67,7 +68,7 @@ def build_resources(environ: Mapping[str, str]) -> dict[str, object]:
 
 
 def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
-    """Campaigns (acquisition, gate, launch) + operating state + alerts + model lifecycle, on one set of resources."""
+    """Campaigns (acquisition, gate, launch) + operating state + alerts + model lifecycle and operations, on one set of resources."""
     environ = os.environ if environ is None else environ
     campaigns = dg.Definitions(
         assets=[market_candles, s43_predictions, s43_gate, challengers],
@@ -77,7 +78,7 @@ def build_defs(environ: Mapping[str, str] | None = None) -> dg.Definitions:
         resources=build_resources(environ),
         executor=_executor(environ),
     )
-    return dg.Definitions.merge(campaigns, state_defs(), alert_defs(), model_defs())
+    return dg.Definitions.merge(campaigns, state_defs(), alert_defs(), model_defs(), modelops_defs())
 
 
 @dg.definitions

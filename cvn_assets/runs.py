@@ -9,11 +9,18 @@ import dagster as dg
 ACQUIRE_JOB = "s43_acquire_job"
 GATE_JOB = "s43_gate_job"
 LAUNCH_JOB = "launch_discovery"
-OUR_JOBS = (ACQUIRE_JOB, GATE_JOB, LAUNCH_JOB)
+# Model operations (manual §10, cvn_assets/modelops): counted like the discovery's runs.
+BACKTEST_JOB = "backtest_job"
+WALKFORWARD_JOB = "walkforward_job"
+RETRAIN_JOB = "retrain_job"
+MONITORING_JOB = "monitoring_job"
+META_TRAINING_JOB = "meta_training_job"
+MODEL_OPS_JOBS = (BACKTEST_JOB, WALKFORWARD_JOB, RETRAIN_JOB, MONITORING_JOB, META_TRAINING_JOB)
+OUR_JOBS = (ACQUIRE_JOB, GATE_JOB, LAUNCH_JOB, *MODEL_OPS_JOBS)
 
 CAMPAIGN_TAG = "cvn/campaign"
 CRYPTO_TAG = "cvn/crypto"
-STAGE_TAG = "cvn/stage"  # acquire | gate | launch
+STAGE_TAG = "cvn/stage"  # acquire | gate | launch | backtest | walkforward | retrain | monitoring | meta_training
 
 FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 

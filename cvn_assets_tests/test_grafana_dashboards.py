@@ -10,6 +10,7 @@ import sqlalchemy as sa
 import yaml
 
 from cvn_assets.diagnostics.store import DiagnosticsStore
+from cvn_assets_tests.fixtures.modelops import fill_model_operations
 
 GRAFANA = Path(__file__).resolve().parents[1] / "deploy" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
@@ -60,15 +61,17 @@ def test_the_dashboards_show_the_golden_signals_of_the_manual():
     sql = " ".join(query for _, _, query in queries())
     for column in ("f1_buy", "baseline_f1_buy", "f1_buy_delta", "screening_f1_buy", "last_fold_f1_buy",
                    "screening_testing_gap", "std_f1_buy", "sortino", "tp_pct", "sl_pct", "timeout_pct",
-                   "diagnostic", "reasons", "relaunch", "cvn_global_state", "timeframe"):
+                   "diagnostic", "reasons", "relaunch", "cvn_global_state", "timeframe", "cvn_model_backtests",
+                   "qualifies", "cvn_model_drift", "band"):
         assert column in sql, f"§2/§14: {column} is not on any dashboard"
 
 
-def test_every_query_returns_rows_from_real_gates(real_gates, postgres_url):
+def test_every_query_returns_rows_from_real_gates(real_gates, postgres_url, tmp_path):
     store = DiagnosticsStore(postgres_url)
     store.migrate()
     for case in real_gates.values():
         store.replace_gate(case.report)
+    fill_model_operations(store, real_gates["pass"], tmp_path / "objects")  # backtests, walk-forward, drift
     store.record_global_state(datetime.now(UTC), "YELLOW", "GREEN", [{"rule": "success_rate_70_90"}], {})
 
     empty = empty_panels(store, queries(but=MODEL_REGISTRY))

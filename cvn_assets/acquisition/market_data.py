@@ -76,15 +76,19 @@ def load_candles(spec: CampaignSpec, symbol: str) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------- synthetic
 
 
-def _symbol_rng(seed: int, symbol: str) -> np.random.Generator:
+def _symbol_rng(seed: int, symbol: str, *path: int) -> np.random.Generator:
     # hashlib, not hash(): Python's str hash changes with every process.
     digest = int.from_bytes(hashlib.sha256(symbol.encode()).digest()[:8], "big")
-    return np.random.default_rng(np.random.SeedSequence([seed, digest]))
+    return np.random.default_rng(np.random.SeedSequence([seed, digest, *path]))
 
 
 def synthetic_candles(symbol: str, seed: int, days: int, planted_signal: float = 0.0,
-                      timeframe: str = DEFAULT_TIMEFRAME) -> pd.DataFrame:
-    """Deterministic ``timeframe`` bars for (seed, symbol) over ``days`` days (module docstring)."""
+                      timeframe: str = DEFAULT_TIMEFRAME, path: int = 0, end_ms: int = SYNTHETIC_END_MS) -> pd.DataFrame:
+    """Deterministic ``timeframe`` bars for (seed, symbol) over ``days`` days ending at ``end_ms`` (module docstring).
+
+    ``path`` > 0 draws another stretch of the same market (same price level, volatility and volume
+    scale, new random path): the later windows that model operations test a model on.
+    """
     rng = _symbol_rng(seed, symbol)
     per_day = bars_per_day(timeframe)
     burn_in = 2 * per_day
@@ -95,6 +99,8 @@ def synthetic_candles(symbol: str, seed: int, days: int, planted_signal: float =
     # Drawn as a 5-minute volatility, then scaled to the bar: variance adds up over time.
     base_sigma = rng.uniform(0.0012, 0.0040) * np.sqrt(bar_minutes(timeframe) / bar_minutes(DEFAULT_TIMEFRAME))
     base_volume = 10 ** rng.uniform(3.0, 7.0)
+    if path:
+        rng = _symbol_rng(seed, symbol, path)
 
     # Regimes: geometric spells, calm (mean 2 days) and turbulent (mean half a day), each spell
     # with its own small drift; turbulence doubles volatility.
@@ -146,7 +152,7 @@ def synthetic_candles(symbol: str, seed: int, days: int, planted_signal: float =
     volume = base_volume * np.exp(
         np.log(sigma / base_sigma) + 0.4 * (bar_move - 0.8) + 0.35 * rng.standard_normal(n)
     )
-    timestamp = SYNTHETIC_END_MS - (n - np.arange(n, dtype=np.int64)) * bar_ms(timeframe)
+    timestamp = end_ms - (n - np.arange(n, dtype=np.int64)) * bar_ms(timeframe)
     return pd.DataFrame(
         {"timestamp": timestamp, "open": open_, "high": high, "low": low, "close": close, "volume": volume}
     )

@@ -30,7 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "state": ("cvn_assets.cli.state:state_command",
               "Morning check: global state GREEN / YELLOW / ORANGE / RED, fired rules, golden signals."),
     "model": ("cvn_assets.cli.model:model_group",
-              "Model registry lifecycle (manual §4, §10): ls, approve, promote, killswitch, rollback, decommission."),
+              "Registered models (manual §4, §10): lifecycle (ls, approve, promote, killswitch, rollback, "
+              "decommission) and operations (backtest, walkforward, retrain, monitor, meta-train)."),
     "universes": ("cvn_assets.cli.universes:universes_group", "Crypto groups (manual §11): show them, sync the table."),
 }
 

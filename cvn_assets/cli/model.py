@@ -19,6 +19,7 @@ from cvn_assets.cli.common import EXIT_ERROR, EXIT_USAGE, CommandFailed, emit_js
 from cvn_assets.contracts.identifiers import validate_crypto
 from cvn_assets.models.contract import REQUIRED_APPROVALS, Refused, Role, validate_version
 from cvn_assets.models.lifecycle import ActionResult, Lifecycle, LifecycleFailed
+from cvn_assets.cli.model_ops import add_model_ops_commands
 
 F = TypeVar("F", bound=Callable[..., Any])
 ACTOR_ENV = "CVN_ACTOR"
@@ -214,3 +215,6 @@ def decommission_command(crypto: str, version: str, confirm: str | None, actor: 
     """Archive a quarantined or superseded VERSION: aliases removed, stage decommissioned."""
     _checked(crypto, version)
     _print_result(open_lifecycle().decommission(crypto, version, confirm, actor, delete_artifacts), as_json)
+
+
+add_model_ops_commands(model_group)

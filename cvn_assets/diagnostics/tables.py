@@ -136,3 +136,52 @@ model_roles = sa.Table(
     sa.Column("stage_reason", sa.Text, nullable=True),
     sa.Column("synced_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# Model operations (cvn_assets/modelops): one row per (run, crypto, version) of a backtest or a
+# walk-forward — the gate's signals on a later window and whether the version still qualifies.
+model_backtests = sa.Table(
+    "cvn_model_backtests", metadata,
+    sa.Column("run_id", sa.String(63), primary_key=True),
+    sa.Column("crypto", sa.String(20), primary_key=True),
+    sa.Column("version", sa.String(16), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("family", sa.String(32), nullable=False),
+    sa.Column("diagnostic", sa.String(32), nullable=False),
+    sa.Column("codes", sa.Text, nullable=False),
+    sa.Column("qualifies", sa.Boolean, nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    *(sa.Column(name, sa.Float, nullable=True) for name in SIGNAL_FLOATS),
+    *(sa.Column(name, sa.Integer, nullable=True) for name in SIGNAL_INTEGERS),
+    sa.Column("windows", sa.Text, nullable=False),
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+
+# Drift of a champion (monitoring): one row per (run, crypto, feature) — each model input, plus
+# 'proba_buy' (prediction drift) and 'buy_rate' (label drift); PSI decides the band.
+model_drift = sa.Table(
+    "cvn_model_drift", metadata,
+    sa.Column("run_id", sa.String(63), primary_key=True),
+    sa.Column("crypto", sa.String(20), primary_key=True),
+    sa.Column("feature", sa.String(64), primary_key=True),
+    sa.Column("version", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("statistic", sa.String(16), nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Column("band", sa.String(16), nullable=False),
+    sa.Column("ks_statistic", sa.Float, nullable=False),
+    sa.Column("ks_pvalue", sa.Float, nullable=False),
+    sa.Column("wasserstein", sa.Float, nullable=False),
+    sa.Column("reference_rows", sa.Integer, nullable=False),
+    sa.Column("current_rows", sa.Integer, nullable=False),
+    sa.Column("reference_mean", sa.Float, nullable=False),
+    sa.Column("current_mean", sa.Float, nullable=False),
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("window_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("training_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("training_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)

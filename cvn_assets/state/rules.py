@@ -9,7 +9,12 @@
 | 0 useful candidate on the full universe for > 3 days       | ORANGE |
 | success rate 70–90 %, or Sortino negative on 3 consecutive gates of a crypto | YELLOW |
 | a non-core model stale > 7 days                            | YELLOW |
+| critical drift on a champion (ours, not the manual's)      | YELLOW |
 | everything else                                            | GREEN  |
+
+The drift rule is ours: the manual lists drift monitoring as a target and has no rule for it. A
+champion whose latest monitoring found critical drift (docs/diagnostics.md) is a weak signal of
+anomaly — "dérive contrôlée" — so YELLOW, the manual's state for heightened surveillance.
 
 Readings pinned here (docs/operations.md): "70–90 %" is 70 ≤ rate < 90 (90 % is healthy, 70 %
 is YELLOW); "> 14 days" is strictly more; "3 consecutive" fires at exactly 3. GREEN needs
@@ -104,6 +109,10 @@ class StateEvaluation(BaseModel):
         worst = [rule.reason for rule in self.rules if rule.state == self.state]
         more = len(self.rules) - len(worst)
         return f"{self.state.value}: " + "; ".join(worst) + (f" (+{more} lower rule(s))" if more else "")
+
+
+DRIFT_CRITICAL = 2  # the drift measure: 0 ok, 1 warning, 2 critical (cvn_assets/modelops/drift.py)
+DRIFT_RULE = "critical drift on a champion → YELLOW (our rule: the manual has no drift rule)"
 
 
 def _was(previous: Mapping[str, State], rule_id: str, at_least: State) -> bool:
@@ -252,6 +261,13 @@ def _crypto_rules(signals, settings, previous, rules, need) -> None:
                     reason=f"{crypto} ({row.group}) model is {age:.1f} days old > {_num(threshold)}",
                     values={"crypto": crypto, "age_days": round(age, 2), "threshold": threshold},
                 ))
+        drift = need(row.drift, "drift", crypto)
+        if drift is not None and drift >= DRIFT_CRITICAL:
+            rules.append(FiredRule(
+                id=f"champion_drift:{crypto}", state=State.YELLOW, rule=DRIFT_RULE,
+                reason=f"{crypto} champion drifted critically ({row.drift.detail})",
+                values={"crypto": crypto, "drift_band": int(drift)},
+            ))
         streak = need(row.negative_sortino_streak, "negative_sortino_streak", crypto)
         if streak is not None and streak >= settings.sortino_negative_gates:
             rules.append(FiredRule(

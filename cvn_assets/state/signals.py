@@ -101,6 +101,8 @@ class CryptoSignals(BaseModel):
     timeout_pct: Measure
     negative_sortino_streak: Measure = Field(description="consecutive latest gates with Sortino < 0")
     model_freshness_days: Measure
+    drift: Measure | None = Field(default=None, description="drift of the champion at its latest monitoring: "
+                                  "0 ok, 1 warning, 2 critical (PSI bands); None when never monitored")
 
 
 class GateHistory(BaseModel):
@@ -363,6 +365,7 @@ def crypto_signals(
     latest: Mapping[str, CryptoRecord],
     gates: Sequence[GateRecord],
     freshness: Mapping[str, Measure],
+    drift: Mapping[str, Measure] | None = None,
 ) -> dict[str, CryptoSignals]:
     """One row per crypto of every universe, plus any crypto gated outside the universes."""
     groups: dict[str, tuple[str, bool]] = {}
@@ -380,6 +383,7 @@ def crypto_signals(
             diagnostic=record.diagnostic if record else None,
             negative_sortino_streak=negative_sortino_streak(crypto, gates),
             model_freshness_days=freshness.get(crypto) or Measure.missing(f"model freshness of {crypto} not read"),
+            drift=(drift or {}).get(crypto),
             **{field: _signal(record, field, crypto) for field in SIGNAL_NAMES},
         )
     return result

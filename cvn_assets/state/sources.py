@@ -87,6 +87,12 @@ class StoreDiagnostics:
             for row in self.store.latest_crypto_signals()
         }
 
+    def drift(self) -> dict[str, Measure]:
+        """Each monitored crypto's drift at its latest monitoring run (``cvn_model_drift``)."""
+        from cvn_assets.modelops.monitoring_signal import drift_measures
+
+        return drift_measures(self.store)
+
 
 class MlflowRegistry:
     """The state's view of the MLflow registry (``cvn_assets.models``: champion, challengers)."""
@@ -137,17 +143,18 @@ def collect_signals(sources: SignalSources, settings: StateSettings, now: dateti
     # Diagnostics store: gate history and the latest signals of each crypto
     gates: Sequence[GateRecord] = []
     latest: Mapping[str, CryptoRecord] = {}
+    drift: Mapping[str, Measure] = {}
     diagnostics_error: str | None = None
     if sources.diagnostics is None:
         diagnostics_error = missing.get("diagnostics", "diagnostics store not configured (CVN_DIAGNOSTICS_URL)")
     else:
         store = sources.diagnostics
         outcome = _read("diagnostics store", lambda: (store.gate_records(settings.gate_history_limit),
-                                                      store.crypto_records()), lambda reason: reason)
+                                                      store.crypto_records(), store.drift()), lambda reason: reason)
         if isinstance(outcome, str):
             diagnostics_error = outcome
         else:
-            gates, latest = outcome
+            gates, latest, drift = outcome
     if diagnostics_error is None:
         history = gate_history(gates, settings, now)
     else:
@@ -166,7 +173,7 @@ def collect_signals(sources: SignalSources, settings: StateSettings, now: dateti
                                    Measure.missing) for crypto in symbols}
         challengers = _read("MLflow registry", registry.challengers, Measure.missing)
 
-    cryptos = crypto_signals(sources.universes, latest, gates, freshness)
+    cryptos = crypto_signals(sources.universes, latest, gates, freshness, drift)
     if diagnostics_error is not None:
         cryptos = {
             crypto: row.model_copy(update={name: Measure.missing(diagnostics_error) for name in (

@@ -130,6 +130,8 @@ def signal_table(signals: GoldenSignals, settings: StateSettings | None = None) 
             _row("trading", "negative_sortino_streak", scope, c.negative_sortino_streak,
                  _grade(lambda v: False, lambda v: v >= s.sortino_negative_gates),
                  f"warn >= {s.sortino_negative_gates} gates", "", 0),
+            _row("ml", "drift", scope, c.drift, _grade(lambda v: v >= 2, lambda v: v >= 1),
+                 "0 ok, 1 warning (PSI >= 0.10), 2 critical (PSI >= 0.25)", "", 0),
             _row("lifecycle", "model_freshness", scope, c.model_freshness_days,
                  _grade(lambda v: v > s.core_model_stale_days, lambda v: v > s.noncore_model_stale_days),
                  f"warn > {s.noncore_model_stale_days:g} d, crit > {s.core_model_stale_days:g} d", " d", 1),

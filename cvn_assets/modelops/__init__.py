@@ -1,0 +1,1 @@
+"""Model operations (manual §10): backtesting, walk-forward, retrain, monitoring with drift, meta-training."""
