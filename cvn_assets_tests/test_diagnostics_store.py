@@ -34,7 +34,7 @@ def test_same_gates_write_identical_rows_to_sqlite_and_postgres_and_a_rerun_repl
         with store.engine.connect() as connection:
             assert connection.execute(sa.text("SELECT count(*) FROM cvn_gate_verdicts")).scalar_one() == 3
             assert connection.execute(sa.text("SELECT count(*) FROM cvn_crypto_signals")).scalar_one() == 3
-            assert connection.execute(sa.text("SELECT version_num FROM cvn_alembic_version")).scalar_one() == "0001"
+            assert connection.execute(sa.text("SELECT version_num FROM cvn_alembic_version")).scalar_one() == "0003"
         store.close()
     lite, postgres = rows
     for campaign_id, (lite_verdict, lite_signals) in lite.items():
@@ -175,7 +175,7 @@ def test_concurrent_first_migrations_of_a_fresh_database_all_succeed(backend, tm
     store = DiagnosticsStore(url)
     assert store.latest_gate_verdicts(1) == []
     with store.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM cvn_alembic_version")).scalars().all() == ["0001"]
+        assert connection.execute(sa.text("SELECT version_num FROM cvn_alembic_version")).scalars().all() == ["0003"]
     store.close()
 
 
