@@ -20,7 +20,7 @@ from cvn_assets.alerts.alert import Severity
 from cvn_assets.alerts.channels import (
     ALERTMANAGER_ENV, SLACK_ENV, SMS_ENV, WEBHOOK_ENV, AlertDispatcher, RetryPolicy, build_channels,
 )
-from cvn_assets.alerts.routing import RoutingTable, load_routing
+from cvn_assets.alerts.routing import ROUTING_FILE_ENV, RoutingTable, load_routing
 from cvn_assets.alerts.policy import AlertPolicy
 
 
@@ -40,6 +40,8 @@ class AlertChannelsResource(dg.ConfigurableResource):
         default=25.0, gt=0, description="a firing alert stays active in Alertmanager this long unless re-sent or resolved")
     routing_file: str | None = Field(
         default=None, description="YAML/JSON routing table (severity × family → role, channels); default: the manual's")
+    routing_file_env: str = Field(default=ROUTING_FILE_ENV,
+                                  description="variable naming the routing file when routing_file is not set")
     webhook_min_severity: Severity = Field(default=Severity.P3, description="lowest severity sent to the webhook")
     slack_min_severity: Severity = Field(default=Severity.P3, description="lowest severity sent to Slack")
     sms_min_severity: Severity = Field(default=Severity.P1, description="lowest severity sent by SMS")
@@ -59,11 +61,13 @@ class AlertChannelsResource(dg.ConfigurableResource):
                       "sms": self.sms_min_severity},
             env_vars={"webhook": self.webhook_url_env, "slack": self.slack_url_env, "sms": self.sms_url_env,
                       "alertmanager": self.alertmanager_url_env},
-            routing=self.routing(), alertmanager_hold=timedelta(hours=self.alertmanager_hold_hours),
+            routing=self.routing(environ), alertmanager_hold=timedelta(hours=self.alertmanager_hold_hours),
         )
 
-    def routing(self) -> RoutingTable:
-        return load_routing(self.routing_file) if self.routing_file else RoutingTable()
+    def routing(self, environ: Mapping[str, str] | None = None) -> RoutingTable:
+        environ = os.environ if environ is None else environ
+        path = self.routing_file or (environ.get(self.routing_file_env) or "").strip()
+        return load_routing(path) if path else RoutingTable()
 
     def policy(self) -> AlertPolicy:
         return AlertPolicy(repeat_minutes={Severity.P0: self.repeat_p0_minutes, Severity.P1: self.repeat_p1_minutes,

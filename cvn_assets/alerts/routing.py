@@ -21,8 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from cvn_assets.alerts.alert import Alert, Severity
 
+ROUTING_FILE_ENV = "CVN_ALERT_ROUTING_FILE"
 KNOWN_CHANNELS = ("log", "webhook", "slack", "sms", "alertmanager")
 PAGING = ("log", "webhook", "slack", "alertmanager")
+
+
+class RoutingConfigError(ValueError):
+    """The routing file is unreadable or invalid (the message names the file and the field)."""
 
 
 class Family(StrEnum):
@@ -113,14 +118,14 @@ def load_routing(path: str | Path) -> RoutingTable:
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise ValueError(f"alert routing file {path}: cannot be read ({exc.strerror or exc})") from None
+        raise RoutingConfigError(f"alert routing file {path}: cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
-        raise ValueError(f"alert routing file {path}: not YAML/JSON ({str(exc).splitlines()[0]})") from None
+        raise RoutingConfigError(f"alert routing file {path}: not YAML/JSON ({str(exc).splitlines()[0]})") from None
     try:
         return RoutingTable.model_validate(data)
     except ValidationError as exc:
         fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'table'}: {e['msg']}" for e in exc.errors())
-        raise ValueError(f"alert routing file {path}: {fields}") from None
+        raise RoutingConfigError(f"alert routing file {path}: {fields}") from None
 
 
 # Families of the global state's rules (state/rules.py ids, before the ':' scope).
