@@ -73,7 +73,10 @@ def test_a_failed_run_is_alerted_once_with_its_root_cause(instance, http_receive
     run_flaky(instance, fail=False)
     cursor, message = tick(sensor, instance, cursor, channels)
     alerts = received(http_receiver)
-    assert len(alerts) == 1
+    # the failure is told, and the later success of the same job and campaign resolves its incident
+    assert [a["kind"] for a in alerts] == ["run_failure", "resolved"]
+    assert alerts[1]["key"] == alerts[0]["key"] == "incident:run:flaky_job:defi-abc"
+    assert alerts[1]["title"].startswith("RESOLVED: flaky_job passes again")
     alert = alerts[0]
     assert alert["kind"] == "run_failure" and alert["severity"] == "P2"
     assert result.run_id[:8] in alert["title"] and "campaign defi-abc, crypto ADAUSDC" in alert["title"]
@@ -82,7 +85,7 @@ def test_a_failed_run_is_alerted_once_with_its_root_cause(instance, http_receive
            "--partition 'defi-abc|ADAUSDC'" in alert["commands"]
 
     cursor, message = tick(sensor, instance, cursor, channels)  # next tick, and a restart with that cursor
-    assert len(received(http_receiver)) == 1
+    assert len(received(http_receiver)) == 2
     assert TOKEN not in cursor + message
 
 

@@ -262,13 +262,16 @@ def group_alerts(alerts: list[Alert], limit: int = 10) -> list[Alert]:
         for member in members:
             commands += [c for c in member.commands if c not in commands]
         severity = max((m.severity for m in members), key=lambda s: s.urgency)
+        cryptos = sorted({str(m.facts["crypto"]) for m in members if m.facts.get("crypto")})
         grouped.append(first.model_copy(update={
+            "created_at": max(m.created_at for m in members),
             "key": f"{kind}:{job}:" + ",".join(r[:8] for r in runs[:limit]),
             "severity": severity,
             "title": f"{len(members)} runs of {job} failed with the same cause: {cause}"[:300],
             "text": first.text + "\nruns: " + ", ".join(runs[:limit]) + (" …" if len(runs) > limit else ""),
             "commands": commands[: 2 * limit],
-            "facts": {**first.facts, "runs": len(members), "run_id": ",".join(runs[:limit])},
+            "facts": {**first.facts, "runs": len(members), "run_id": ",".join(runs[:limit]),
+                      "crypto": ",".join(cryptos) or None},
         }))
     return grouped
 
