@@ -231,10 +231,14 @@ def test_a_silent_running_run_is_flagged_once(instance, http_receiver, channels)
     assert len(received(http_receiver)) == 1 and "0 run(s) started" in message
 
 
-def test_alert_definitions_load_with_their_resource():
-    defs = dg.Definitions.merge(alert_defs(), dg.Definitions(resources={"alert_channels": AlertChannelsResource()}))
+def test_alert_definitions_load_with_their_resource(tmp_path):
+    from cvn_assets.diagnostics.resources import DiagnosticsResource
+
+    defs = dg.Definitions.merge(alert_defs(), dg.Definitions(resources={
+        "alert_channels": AlertChannelsResource(),
+        "diagnostics": DiagnosticsResource(url=f"sqlite:///{tmp_path / 'diagnostics.sqlite'}")}))
     names = {sensor.name for sensor in defs.sensors}
-    assert names == {"run_failure_alert_sensor", "asset_check_alert_sensor", "stuck_run_sensor"}
+    assert names == {"run_failure_alert_sensor", "asset_check_alert_sensor", "stuck_run_sensor", "long_run_sensor"}
     defs.get_repository_def().load_all_definitions()
 
 

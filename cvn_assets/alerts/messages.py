@@ -243,6 +243,41 @@ def stuck_run_alert(*, job: str, run_id: str, campaign_id: str | None, crypto: s
     )
 
 
+# §9.5 checks by the step a long run is in (the product's step keys: assets of the acquisition and gate).
+LONG_RUN_CHECKS = {
+    "market_candles": ["data fetch: check the exchange API / candle files and the object store connectivity "
+                       f"(`{S3_CHECK_COMMAND}`)"],
+    "s43_predictions": ["HPO: check hpo_trials (50 = normal, > 100 = suspect)",
+                        "backtest: check the number of candles (60 d × 5 min = 17 K = normal)"],
+    "s43_gate": ["gate: pooling the cohort reads every blob — check the object store connectivity "
+                 f"(`{S3_CHECK_COMMAND}`) and the cohort size (`cvn blob ls`)"],
+}
+
+
+def long_run_alert(*, job: str, run_id: str, campaign_id: str | None, crypto: str | None, severity: Severity,
+                   elapsed_seconds: float, p95_seconds: float | None, reason: str, step: str | None,
+                   created_at: datetime) -> Alert:
+    """§9.5: a run still logging but longer than its p95 + 30 % (P3), or than 3 h / p95 + 100 % (P2)."""
+    where = ", ".join(part for part in (f"campaign {campaign_id}" if campaign_id else "",
+                                        f"crypto {crypto}" if crypto else "") if part)
+    base = (step or "").split(".")[0].split("[")[0]
+    checks = ["identify the blocking step (Dagster UI: Runs → run → the step still running)",
+              *LONG_RUN_CHECKS.get(base, [])]
+    commands = [f"kubectl get pods -l dagster/run-id={run_id} -o wide", "cvn state"]
+    return Alert(
+        key=f"long_run:{run_id}:{severity.value}", kind="long_run", severity=severity,
+        title=(f"run too long: {job} {run_id[:8]} running for {elapsed_seconds / 60:.0f} min"
+               + (f" in step {step}" if step else "") + (f" ({where})" if where else "")),
+        text=(f"{reason}. The run is still writing events (a silent one is stuck_run_sensor's). "
+              "Exit criterion (§9.5): duration back under the historical p95."),
+        scenario="manual §9.5 run too long", next_steps=checks, commands=commands,
+        facts={"job": job, "run_id": run_id, "campaign": campaign_id, "crypto": crypto, "step": step,
+               "elapsed_minutes": round(elapsed_seconds / 60, 1),
+               "p95_minutes": round(p95_seconds / 60, 1) if p95_seconds else None},
+        created_at=created_at, family="pipeline",
+    )
+
+
 def group_alerts(alerts: list[Alert], limit: int = 10) -> list[Alert]:
     """One alert per (kind, job, root cause): a storm of identical failures is one incident (§17.4)."""
     groups: dict[tuple[str, str, str], list[Alert]] = {}
