@@ -8,10 +8,16 @@ ACQUIRE_JOB = "s43_acquire_job"
 GATE_JOB = "s43_gate_job"
 LAUNCH_JOB = "launch_discovery"
 OUR_JOBS = (ACQUIRE_JOB, GATE_JOB, LAUNCH_JOB)
+# Dagster's implicit asset job: what "Materialize" on the asset page launches. Every materializable
+# asset of this code location is partitioned by campaign, so its runs are campaign reruns.
+ASSET_JOB = "__ASSET_JOB"
+SUPERVISED_JOBS = (*OUR_JOBS, ASSET_JOB)
 
 CAMPAIGN_TAG = "cvn/campaign"
 CRYPTO_TAG = "cvn/crypto"
 STAGE_TAG = "cvn/stage"  # acquire | gate | launch
+RERUN_TAG = "cvn/rerun"  # cli | ui: a rerun of a campaign's partitions
+PARTITION_TAG = "dagster/partition"
 
 FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
@@ -22,6 +28,30 @@ def acquisition_tags(campaign_id: str, crypto: str) -> dict[str, str]:
 
 def gate_tags(campaign_id: str) -> dict[str, str]:
     return {CAMPAIGN_TAG: campaign_id, STAGE_TAG: "gate"}
+
+
+def campaign_scope(tags: dict[str, str]) -> tuple[str | None, str | None, str | None]:
+    """(campaign, crypto, stage) of a run: our tags, else its partition keys.
+
+    A rerun launched from the asset page (``__ASSET_JOB``) carries no campaign tag, only Dagster's
+    partition tags: ``dagster/partition/campaign`` + ``/crypto`` for an acquisition step, a bare
+    ``dagster/partition`` holding a campaign id for the gate.
+    """
+    from cvn_assets.contracts.identifiers import validate_campaign_id
+
+    if tags.get(CAMPAIGN_TAG):
+        return tags[CAMPAIGN_TAG], tags.get(CRYPTO_TAG), tags.get(STAGE_TAG)
+    campaign = tags.get(f"{PARTITION_TAG}/campaign")
+    if campaign:
+        crypto = tags.get(f"{PARTITION_TAG}/crypto")
+        return campaign, crypto, "acquire" if crypto else "gate"
+    partition = tags.get(PARTITION_TAG)
+    if partition:
+        try:
+            return validate_campaign_id(partition), None, "gate"
+        except ValueError:
+            return None, None, None
+    return None, None, None
 
 
 def campaign_runs(instance: dg.DagsterInstance, campaign_id: str, stage: str) -> list[dg.DagsterRun]:

@@ -81,8 +81,7 @@ def test_a_failed_run_is_alerted_once_with_its_root_cause(instance, http_receive
     assert alert["kind"] == "run_failure" and alert["severity"] == "P2"
     assert result.run_id[:8] in alert["title"] and "campaign defi-abc, crypto ADAUSDC" in alert["title"]
     assert "acquire_step: RuntimeError: market data fetch failed: HTTP 503" in alert["text"]
-    assert "dagster asset materialize -m cvn_assets.definitions --select market_candles,s43_predictions " \
-           "--partition 'defi-abc|ADAUSDC'" in alert["commands"]
+    assert "cvn campaign rerun defi-abc --cryptos ADAUSDC" in alert["commands"]
 
     cursor, message = tick(sensor, instance, cursor, channels)  # next tick, and a restart with that cursor
     assert len(received(http_receiver)) == 2
@@ -98,7 +97,7 @@ def test_identical_failures_in_one_tick_are_one_grouped_alert(instance, http_rec
     alerts = received(http_receiver)
     assert len(alerts) == 1
     assert alerts[0]["title"].startswith("3 runs of flaky_job failed with the same cause")
-    assert sum("--partition 'defi-abc|" in command for command in alerts[0]["commands"]) == 3
+    assert sum(command.startswith("cvn campaign rerun defi-abc --cryptos ") for command in alerts[0]["commands"]) == 3
 
 
 def test_an_alert_a_channel_refused_is_re_sent_on_the_next_tick(instance, http_receiver, channels):
@@ -174,14 +173,12 @@ def test_transport_checks_map_to_runbook_scenarios_once_each(instance, http_rece
     blobs = next(a for a in received(http_receiver) if a["facts"].get("check") == BLOBS_INTACT)
     assert blobs["severity"] == "P1" and blobs["scenario"].startswith("runbook scenario B")
     assert blobs["commands"][:2] == [
-        f"cvn blob inspect {KEY_SOL}",
-        "dagster asset materialize -m cvn_assets.definitions --select market_candles,s43_predictions "
-        "--partition 'defi-abc|SOLUSDC'"]
+        f"cvn blob inspect {KEY_SOL}", "cvn campaign rerun defi-abc --cryptos SOLUSDC"]
     intact = next(a for a in received(http_receiver) if a["facts"].get("check") == COHORT_INTACT)
     assert intact["severity"] == "P1" and "schema_version 9" in intact["text"]
     assert f"cvn blob inspect {KEY_SOL}" in intact["commands"]
     incomplete = next(a for a in received(http_receiver) if a["scenario"].startswith("runbook scenario A"))
-    assert incomplete["facts"]["campaign"] == "defi-abc" and "cvn gate --campaign defi-abc" in incomplete["commands"]
+    assert incomplete["facts"]["campaign"] == "defi-abc" and "cvn campaign rerun defi-abc --cryptos ADAUSDC" in incomplete["commands"]
     suspects = [a for a in received(http_receiver) if a["scenario"].startswith("runbook scenario C")]
     assert len(suspects) == 1 and suspects[0]["facts"]["campaign"] == "defi-xyz"
     assert suspects[0]["commands"][0] == "cvn s3 check"

@@ -24,7 +24,7 @@ def test_fresh_instance_reports_unknowns_and_does_not_claim_green(dagster_home):
     out = result.stdout
     assert "global state: GREEN" not in out and "global state: " in out
     assert "rule input(s) unknown" in out and "unknown (never counted as healthy):" in out
-    assert "pipeline_success_rate: 0 run(s) of s43_acquire_job, s43_gate_job, launch_discovery finished" in out
+    assert "pipeline_success_rate: 0 run(s) of s43_acquire_job, s43_gate_job, launch_discovery, __ASSET_JOB finished" in out
     assert "no gate recorded" in out
     assert "PLATFORM" in out and "infra_health.disk" in out and "ML · TRADING · LIFECYCLE per crypto" in out
 

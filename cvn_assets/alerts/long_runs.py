@@ -19,7 +19,7 @@ import dagster as dg
 from cvn_assets.alerts.alert import Severity
 from cvn_assets.alerts.messages import long_run_alert
 from cvn_assets.alerts.sensors import AlertCursor, _deliver, _result, silent_runs
-from cvn_assets.runs import CAMPAIGN_TAG, CRYPTO_TAG, OUR_JOBS
+from cvn_assets.runs import SUPERVISED_JOBS, campaign_scope
 from cvn_assets.state.settings import StateSettings
 from cvn_assets.state.signals import job_latency
 
@@ -60,7 +60,7 @@ def current_step(instance: dg.DagsterInstance, run_id: str) -> str | None:
 
 
 def build_long_run_sensor(
-    jobs: Sequence[str] = OUR_JOBS,
+    jobs: Sequence[str] = SUPERVISED_JOBS,
     settings: StateSettings | None = None,
     *,
     silent_minutes: float = 15.0,
@@ -101,14 +101,15 @@ def build_long_run_sensor(
                     if severity.at_least(level):
                         seen[f"long:{run.run_id}:{level.value}"] = now
                 step = current_step(context.instance, run.run_id)
-                alert = long_run_alert(job=job, run_id=run.run_id, campaign_id=run.tags.get(CAMPAIGN_TAG),
-                                       crypto=run.tags.get(CRYPTO_TAG), severity=severity, elapsed_seconds=elapsed,
+                campaign_id, crypto, _ = campaign_scope(run.tags)
+                alert = long_run_alert(job=job, run_id=run.run_id, campaign_id=campaign_id,
+                                       crypto=crypto, severity=severity, elapsed_seconds=elapsed,
                                        p95_seconds=p95s[job], reason=reason, step=step,
                                        created_at=datetime.now(UTC))
                 alerts.append(alert)
                 anomalies.append(dict(detected_at=alert.created_at, code=RUN_TOO_LONG, severity=severity.value,
                                       reason=reason, run_id=run.run_id, job=job,
-                                      campaign_id=run.tags.get(CAMPAIGN_TAG), step=step, seconds=elapsed,
+                                      campaign_id=campaign_id, step=step, seconds=elapsed,
                                       values={"p95_seconds": p95s[job], "checks": alert.next_steps}))
         if anomalies:
             store = context.resources.diagnostics.store()

@@ -17,11 +17,8 @@ from cvn_assets.alerts.alert import Alert, Severity
 from cvn_assets.alerts.policy import Decision, NotificationKind
 from cvn_assets.contracts.campaign import load_universes
 from cvn_assets.contracts.keys import parse_blob_key
-from cvn_assets.partitions import CAMPAIGN_DIMENSION, CRYPTO_DIMENSION
 from cvn_assets.state.rules import REACTION, State, StateEvaluation
 
-DEFS_MODULE = "cvn_assets.definitions"
-ACQUISITION_ASSETS = "market_candles,s43_predictions"
 
 
 class Scenario(BaseModel):
@@ -35,8 +32,8 @@ class Scenario(BaseModel):
 SCENARIO_A = Scenario(
     code="A", title="INCONCLUSIVE_TOOLING / cohort incomplete",
     text=("An expected blob is absent (the crypto is simply missing): the verdict degrades to "
-          "INCONCLUSIVE_TOOLING, never a partial pool. Re-run the failed acquisitions (clear + rerun); "
-          "the gate then re-reads the cohort. All cryptos absent = a transport/config problem, "
+          "INCONCLUSIVE_TOOLING, never a partial pool. Re-run the failed acquisitions (clear + rerun: "
+          "`cvn campaign rerun ID --failed`); the gate then re-reads the cohort. All cryptos absent = a transport/config problem, "
           "not independent failures: see scenario C."),
 )
 SCENARIO_B = Scenario(
@@ -64,13 +61,11 @@ def runbook(scenario: Scenario) -> str:
     return f"runbook scenario {scenario.code} — {scenario.title}"
 
 
-def rematerialize_command(campaign_id: str, crypto: str) -> str:
-    """Re-run one acquisition step (campaign × crypto) through Dagster: the runbook's clear + rerun."""
-    # MultiPartitionKey's string form: dimension values joined by "|" in dimension-name order.
-    partition = "|".join(value for _, value in sorted({CAMPAIGN_DIMENSION: campaign_id,
-                                                       CRYPTO_DIMENSION: crypto}.items()))
-    return (f"dagster asset materialize -m {DEFS_MODULE} --select {ACQUISITION_ASSETS} "
-            f"--partition {shlex.quote(partition)}")
+def rerun_command(campaign_id: str, cryptos: list[str] | None = None) -> str:
+    """The runbook's clear + rerun: the campaign's acquisitions of those cryptos (or the failed ones),
+    with the campaign's own spec and tags, then its gate — supervised like a launch."""
+    which = f"--cryptos {shlex.quote(','.join(cryptos))}" if cryptos else "--failed"
+    return f"cvn campaign rerun {shlex.quote(campaign_id)} {which}"
 
 
 def gate_command(campaign_id: str) -> str:
@@ -98,10 +93,8 @@ def malformed_blob_alert(*, key: str, check: str, campaign_id: str | None, crypt
     """blobs_intact / cohort_intact failed: scenario B, P1."""
     commands = [blob_inspect_command(key)] if key else []
     commands += [blob_inspect_command(k) for k in (more_keys or [])[:4]]
-    if campaign_id and crypto:
-        commands.append(rematerialize_command(campaign_id, crypto))
-    if campaign_id:
-        commands.append(gate_command(campaign_id))
+    if campaign_id:  # the rerun re-gates: no separate gate command
+        commands.append(rerun_command(campaign_id, [crypto] if crypto else None))
     where = f"campaign {campaign_id}" + (f", crypto {crypto}" if crypto else "") if campaign_id else f"run {run_id}"
     return Alert(
         key=f"check:{check}:{run_id}:{campaign_id}:{crypto}", kind="check_failure", severity=Severity.P1,
@@ -119,9 +112,7 @@ def malformed_blob_alert(*, key: str, check: str, campaign_id: str | None, crypt
 def incomplete_cohort_alert(*, campaign_id: str, missing: list[str], run_id: str, created_at: datetime) -> Alert:
     """cohort_complete WARN: scenario A, P2 — re-run the acquisitions of the absent cryptos."""
     cryptos = sorted({crypto_of(key) for key in missing if crypto_of(key)})
-    commands = [blob_ls_command(campaign_id)]
-    commands += [rematerialize_command(campaign_id, crypto) for crypto in cryptos]
-    commands.append(gate_command(campaign_id))
+    commands = [blob_ls_command(campaign_id), rerun_command(campaign_id, cryptos or None)]
     return Alert(
         key=f"check:cohort_complete:{run_id}:{campaign_id}", kind="check_failure", severity=Severity.P2,
         title=f"cohort incomplete — campaign {campaign_id}: {len(missing)} blob(s) absent "
@@ -188,10 +179,8 @@ def run_failure_alert(*, job: str, run_id: str, campaign_id: str | None, crypto:
         commands.append(blob_ls_command(campaign_id))
     if malformed:
         commands += [blob_inspect_command(key) for key in _npz_keys(errors)[:3]]
-    if campaign_id and crypto:
-        commands.append(rematerialize_command(campaign_id, crypto))
-    if in_campaign:
-        commands.append(gate_command(campaign_id))
+    if campaign_id and (crypto or in_campaign):
+        commands.append(rerun_command(campaign_id, [crypto] if crypto else None))
     where = ", ".join(part for part in (f"campaign {campaign_id}" if campaign_id else "",
                                         f"crypto {crypto}" if crypto else "") if part)
     return Alert(
@@ -223,10 +212,8 @@ def stuck_run_alert(*, job: str, run_id: str, campaign_id: str | None, crypto: s
     # No Dagster CLI terminates a run: the UI does (Runs → run → Terminate); in a cluster the pods
     # of the run carry the dagster-k8s label dagster/run-id.
     commands = [f"kubectl get pods -l dagster/run-id={run_id} -o wide"]
-    if campaign_id and crypto:
-        commands.append(rematerialize_command(campaign_id, crypto))
     if campaign_id:
-        commands.append(gate_command(campaign_id))
+        commands.append(rerun_command(campaign_id, [crypto] if crypto else None))
     return Alert(
         key=f"stuck_run:{run_id}", kind="stuck_run", severity=Severity.P1,
         title=f"run stuck: {job} {run_id[:8]} silent for {silent_minutes:.0f} min" + (f" ({where})" if where else ""),

@@ -32,7 +32,7 @@ from cvn_assets.alerts.messages import (
     transport_suspect_alert,
 )
 from cvn_assets.partitions import CAMPAIGN_DIMENSION, CRYPTO_DIMENSION
-from cvn_assets.runs import CAMPAIGN_TAG, CRYPTO_TAG, OUR_JOBS, STAGE_TAG, root_cause
+from cvn_assets.runs import CAMPAIGN_TAG, CRYPTO_TAG, SUPERVISED_JOBS, campaign_scope, root_cause
 
 # The product's asset and check names (acquisition/assets.py, gate/assets.py).
 S43_PREDICTIONS = "s43_predictions"
@@ -170,7 +170,7 @@ def _failed_by_malformed_check(instance: dg.DagsterInstance, run_id: str) -> boo
 
 
 def build_run_failure_sensor(
-    jobs: Sequence[str] = OUR_JOBS,
+    jobs: Sequence[str] = SUPERVISED_JOBS,
     *,
     name: str = RUN_FAILURE_SENSOR,
     minimum_interval_seconds: int = 30,
@@ -202,9 +202,9 @@ def build_run_failure_sensor(
             if _failed_by_malformed_check(context.instance, run.run_id):
                 deferred += 1  # asset_check_alert_sensor tells this one, with scenario B
                 continue
+            campaign_id, crypto, stage = campaign_scope(run.tags)
             alerts.append(run_failure_alert(
-                job=run.job_name, run_id=run.run_id, campaign_id=run.tags.get(CAMPAIGN_TAG),
-                crypto=run.tags.get(CRYPTO_TAG), stage=run.tags.get(STAGE_TAG),
+                job=run.job_name, run_id=run.run_id, campaign_id=campaign_id, crypto=crypto, stage=stage,
                 errors=_step_errors(context.instance, run.run_id),
                 created_at=datetime.fromtimestamp(record.end_time or record.update_timestamp.timestamp(), UTC),
             ))
@@ -212,8 +212,8 @@ def build_run_failure_sensor(
         successes = []
         for job in jobs:
             for record in instance_runs(context.instance, job, horizon, dg.DagsterRunStatus.SUCCESS):
-                tags = record.dagster_run.tags
-                successes.append((f"incident:run:{job}:{tags.get(CAMPAIGN_TAG) or '-'}", tags.get(CRYPTO_TAG) or "",
+                campaign_id, crypto, _ = campaign_scope(record.dagster_run.tags)
+                successes.append((f"incident:run:{job}:{campaign_id or '-'}", crypto or "",
                                   record.end_time or record.update_timestamp.timestamp()))
         to_send, cursor, held = _incidents(grouped, [str(a.facts.get("crypto") or "") for a in grouped], successes,
                                            cursor, now, context.resources.alert_channels)
@@ -415,7 +415,7 @@ def silent_runs(instance: dg.DagsterInstance, jobs: Iterable[str], silent_after_
 
 
 def build_stuck_run_sensor(
-    jobs: Sequence[str] = OUR_JOBS,
+    jobs: Sequence[str] = SUPERVISED_JOBS,
     *,
     silent_minutes: float = 15.0,
     name: str = STUCK_RUN_SENSOR,
@@ -440,8 +440,9 @@ def build_stuck_run_sensor(
             if identity in seen:
                 continue
             seen[identity] = now
-            alerts.append(stuck_run_alert(job=run.job_name, run_id=run.run_id, campaign_id=run.tags.get(CAMPAIGN_TAG),
-                                          crypto=run.tags.get(CRYPTO_TAG), silent_minutes=seconds / 60,
+            campaign_id, crypto, _ = campaign_scope(run.tags)
+            alerts.append(stuck_run_alert(job=run.job_name, run_id=run.run_id, campaign_id=campaign_id,
+                                          crypto=crypto, silent_minutes=seconds / 60,
                                           last_event=what, created_at=datetime.now(UTC)))
         dispatcher = context.resources.alert_channels.dispatcher(context.log)
         cursor, lines = _deliver(dispatcher, alerts, cursor.model_copy(update={"seen": seen}), now, 24.0)

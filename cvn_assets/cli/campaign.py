@@ -64,6 +64,12 @@ def launch_command(group: str, campaign_id: str | None, workers: int, as_json: b
     cryptos = manifest.spec.cryptos
     progress(f"campaign {spec.campaign_id}: {len(manifest.expected)} blobs expected "
              f"({len(cryptos)} cryptos × {spec.folds} folds × {len(spec.families)} families) on {store.describe()}")
+    acquire_then_gate(spec.campaign_id, cryptos, workers, as_json)
+
+
+def acquire_then_gate(campaign_id: str, cryptos: list[str], workers: int, as_json: bool,
+                      extra: dict[str, object] | None = None) -> None:
+    """Run the acquisitions of ``cryptos`` through Dagster, then the gate; print the verdict (launch, rerun)."""
     started = time.monotonic()
     done = 0
 
@@ -73,12 +79,12 @@ def launch_command(group: str, campaign_id: str | None, workers: int, as_json: b
         state = "ok" if outcome.success else "FAILED — " + "; ".join(outcome.errors)
         progress(f"  [{done}/{len(cryptos)}] acquisition {outcome.label}: {state} ({outcome.seconds:.1f} s, run {outcome.run_id[:8]})")
 
-    acquisitions = run_acquisitions(spec.campaign_id, cryptos, min(workers, len(cryptos)), on_done)
+    acquisitions = run_acquisitions(campaign_id, cryptos, min(workers, len(cryptos)), on_done)
     progress(f"acquisitions finished in {time.monotonic() - started:.1f} s; gating …")
-    gate_outcome, report = gate_and_report(spec.campaign_id)
+    gate_outcome, report = gate_and_report(campaign_id)
     progress(f"campaign finished in {time.monotonic() - started:.1f} s")
     if as_json:
-        emit_json({**report.model_dump(mode="json"), "gate_run_id": gate_outcome.run_id,
+        emit_json({**report.model_dump(mode="json"), **(extra or {}), "gate_run_id": gate_outcome.run_id,
                    "acquisition_runs": {o.label: {"run_id": o.run_id, "success": o.success, "errors": o.errors}
                                         for o in acquisitions}})
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cvn_assets.alerts.messages import rerun_command
 from cvn_assets.campaigns.runner import RunOutcome, read_report, run_gate
 from cvn_assets.cli.common import EXIT_ERROR, emit_json, exit_codes, fail, progress, require_dagster_home, storage
 from cvn_assets.contracts.identifiers import validate_campaign_id
@@ -20,6 +21,9 @@ def render_report(report: GateReport) -> str:
     for entry in report.cohort:
         if entry.status == "absent":
             lines.append(f"  absent {entry.key}" + (f" — {entry.reason}" if entry.reason else ""))
+    if any(entry.status == "absent" for entry in report.cohort) and not report.transport_suspect:
+        lines.append(f"re-run the absent acquisitions, then the gate (runbook scenario A): "
+                     f"{rerun_command(report.campaign_id)}")
     for crypto, verdict in sorted((report.cryptos or {}).items()):
         mark = "candidate" if verdict.candidate else "rejected"
         signals = verdict.signals
@@ -43,7 +47,8 @@ def gate_and_report(campaign_id: str) -> tuple[RunOutcome, GateReport]:
     outcome = run_gate(campaign_id)
     if not outcome.success:
         fail(f"gate run {outcome.run_id} of campaign {campaign_id} failed:\n  " + "\n  ".join(outcome.errors)
-             + "\n  (runbook scenario B: `cvn blob inspect KEY`, fix the producer, re-run the acquisition)",
+             + "\n  (runbook scenario B: `cvn blob inspect KEY`, fix the producer, then "
+             f"`{rerun_command(campaign_id, ['CRYPTO'])}`)",
              EXIT_ERROR)
     store, settings = storage()
     return outcome, read_report(store, settings.prefix, campaign_id)

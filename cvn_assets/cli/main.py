@@ -31,6 +31,7 @@ def _register() -> None:
     from cvn_assets.cli.campaign import campaign_group
 
     cli.add_command(campaign_group)
+    import cvn_assets.cli.campaign_rerun  # noqa: F401 — adds `campaign rerun` to the group
     from cvn_assets.cli.gate import gate_command
 
     cli.add_command(gate_command)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cvn_assets.runs import OUR_JOBS
+from cvn_assets.runs import SUPERVISED_JOBS
 
 
 class StateSettings(BaseModel):
@@ -17,7 +17,7 @@ class StateSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    jobs: tuple[str, ...] = Field(default=OUR_JOBS, min_length=1,
+    jobs: tuple[str, ...] = Field(default=SUPERVISED_JOBS, min_length=1,
                                   description="the Dagster jobs whose runs are 'our pipelines'")
 
     # Platform (§2, §0)
