@@ -62,6 +62,24 @@ def campaign_runs(instance: dg.DagsterInstance, campaign_id: str, stage: str) ->
     return [record.dagster_run for record in records]
 
 
+def current_step(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """The step the run is in: the latest started step that has not finished."""
+    started: list[str] = []
+    finished: set[str] = set()
+    for record in instance.all_logs(run_id, of_type={dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
+                                                     dg.DagsterEventType.STEP_FAILURE,
+                                                     dg.DagsterEventType.STEP_SKIPPED}):
+        event = record.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            started.append(event.step_key)
+        else:
+            finished.add(event.step_key)
+    running = [step for step in started if step not in finished]
+    return running[-1] if running else None
+
+
 def acquisition_failure_reasons(instance: dg.DagsterInstance, campaign_id: str) -> dict[str, str]:
     """For each crypto whose latest acquisition run did not succeed: why, from its event log."""
     latest: dict[str, dg.DagsterRun] = {}

@@ -25,9 +25,12 @@ KEY_SOL = "s43-predictions/defi-abc/SOLUSDC/hgb/fold-01.npz"
 
 
 @pytest.fixture
-def channels(http_receiver, monkeypatch) -> dict[str, AlertChannelsResource]:
+def channels(http_receiver, monkeypatch, tmp_path) -> dict:
+    from cvn_assets.diagnostics.resources import DiagnosticsResource
+
     monkeypatch.setenv("CVN_ALERT_WEBHOOK_URL", http_receiver.url(f"/hook/{TOKEN}"))
-    return {"alert_channels": AlertChannelsResource(backoff_seconds=0.01, timeout_seconds=2.0)}
+    return {"alert_channels": AlertChannelsResource(backoff_seconds=0.01, timeout_seconds=2.0),
+            "diagnostics": DiagnosticsResource(url=f"sqlite:///{tmp_path / 'diagnostics.sqlite'}")}
 
 
 def tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None, resources) -> tuple[str, str]:
@@ -222,6 +225,8 @@ def test_a_silent_running_run_is_flagged_once(instance, http_receiver, channels)
         assert "campaign defi-abc, crypto SOLUSDC" in alerts[0]["title"]
         cursor, _ = tick(sensor, instance, cursor, channels)
         assert len(received(http_receiver)) == 1
+        [row] = channels["diagnostics"].store().state_diagnostics("RUN_STUCK")  # Pipeline Health's stuck runs
+        assert row["job"] == "sleepy_job" and row["step"] == "silent_step" and row["campaign_id"] == "defi-abc"
     finally:
         worker.join()
     cursor, message = tick(sensor, instance, cursor, channels)  # finished: forgotten, never re-flagged

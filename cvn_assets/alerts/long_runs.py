@@ -19,7 +19,7 @@ import dagster as dg
 from cvn_assets.alerts.alert import Severity
 from cvn_assets.alerts.messages import long_run_alert
 from cvn_assets.alerts.sensors import AlertCursor, _deliver, _result, silent_runs
-from cvn_assets.runs import SUPERVISED_JOBS, campaign_scope
+from cvn_assets.runs import SUPERVISED_JOBS, campaign_scope, current_step
 from cvn_assets.state.settings import StateSettings
 from cvn_assets.state.signals import job_latency
 
@@ -39,24 +39,6 @@ def long_run_level(elapsed: float, p95: float | None, settings: StateSettings) -
         return Severity.P3, (f"running for {elapsed:.0f} s > p95 {p95:.0f} s × {settings.latency_warning_factor:g} "
                              "(p95 + 30 %, §2 warning)")
     return None, ""
-
-
-def current_step(instance: dg.DagsterInstance, run_id: str) -> str | None:
-    """The step the run is in: the latest started step that has not finished."""
-    started: list[str] = []
-    finished: set[str] = set()
-    for record in instance.all_logs(run_id, of_type={dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
-                                                     dg.DagsterEventType.STEP_FAILURE,
-                                                     dg.DagsterEventType.STEP_SKIPPED}):
-        event = record.dagster_event
-        if event is None or event.step_key is None:
-            continue
-        if event.event_type == dg.DagsterEventType.STEP_START:
-            started.append(event.step_key)
-        else:
-            finished.add(event.step_key)
-    running = [step for step in started if step not in finished]
-    return running[-1] if running else None
 
 
 def build_long_run_sensor(

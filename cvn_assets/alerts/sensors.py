@@ -32,7 +32,7 @@ from cvn_assets.alerts.messages import (
     transport_suspect_alert,
 )
 from cvn_assets.partitions import CAMPAIGN_DIMENSION, CRYPTO_DIMENSION
-from cvn_assets.runs import CAMPAIGN_TAG, CRYPTO_TAG, SUPERVISED_JOBS, campaign_scope, root_cause
+from cvn_assets.runs import CAMPAIGN_TAG, CRYPTO_TAG, SUPERVISED_JOBS, campaign_scope, current_step, root_cause
 
 # The product's asset and check names (acquisition/assets.py, gate/assets.py).
 S43_PREDICTIONS = "s43_predictions"
@@ -46,6 +46,7 @@ WATCHED_CHECKS = (*sorted(MALFORMED_CHECKS), (S43_GATE, COHORT_COMPLETE))
 RUN_FAILURE_SENSOR = "run_failure_alert_sensor"
 ASSET_CHECK_SENSOR = "asset_check_alert_sensor"
 STUCK_RUN_SENSOR = "stuck_run_sensor"
+RUN_STUCK = "RUN_STUCK"  # the diagnostics code of a stuck run (cvn_state_diagnostics)
 
 
 class PendingAlert(BaseModel):
@@ -425,7 +426,7 @@ def build_stuck_run_sensor(
     jobs = tuple(jobs)
 
     @dg.sensor(name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
-               required_resource_keys={"alert_channels"},
+               required_resource_keys={"alert_channels", "diagnostics"},
                description=(f"Alerts once per run of {', '.join(jobs)} that is STARTED but has written no event "
                             f"for {silent_minutes:g} minutes (manual §17.5)."))
     def stuck_run_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
@@ -444,6 +445,11 @@ def build_stuck_run_sensor(
             alerts.append(stuck_run_alert(job=run.job_name, run_id=run.run_id, campaign_id=campaign_id,
                                           crypto=crypto, silent_minutes=seconds / 60,
                                           last_event=what, created_at=datetime.now(UTC)))
+            # Pipeline Health's "stuck and long runs" (cvn_state_diagnostics)
+            context.resources.diagnostics.store().record_run_anomaly(
+                detected_at=alerts[-1].created_at, code=RUN_STUCK, severity=alerts[-1].severity.value,
+                reason=alerts[-1].text.split(":")[0], run_id=run.run_id, job=run.job_name, campaign_id=campaign_id,
+                step=current_step(context.instance, run.run_id), seconds=seconds, values={"last_event": what})
         dispatcher = context.resources.alert_channels.dispatcher(context.log)
         cursor, lines = _deliver(dispatcher, alerts, cursor.model_copy(update={"seen": seen}), now, 24.0)
         return _result(cursor, lines, f"{len(started)} run(s) started, none newly silent for {silent_minutes:g} min")
