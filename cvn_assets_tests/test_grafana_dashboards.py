@@ -154,3 +154,54 @@ def record_real_evaluations(store: DiagnosticsStore, instance: dg.DagsterInstanc
     for code, seconds in (("RUN_TOO_LONG", 4000.0), ("RUN_STUCK", 960.0)):
         store.record_run_anomaly(detected_at=now, code=code, severity="P2", reason=code, run_id="r1", job="board_job",
                                  campaign_id="defi-abc", step="s43_predictions", seconds=seconds, values={})
+
+
+# No Grafana server is installable here (no Debian package, none on PyPI), so the boards are checked
+# against the dashboard model of Grafana's "dashboard kind" schema (its CUE definition, transcribed
+# to JSON Schema for the fields we use) and for overlapping panels, which Grafana would re-flow.
+DASHBOARD_SCHEMA = {
+    "type": "object",
+    "required": ["uid", "title", "schemaVersion", "panels", "time", "editable"],
+    "properties": {
+        "uid": {"type": "string", "minLength": 8, "maxLength": 40, "pattern": "^[a-zA-Z0-9_-]+$"},
+        "title": {"type": "string", "minLength": 1},
+        "schemaVersion": {"type": "integer", "minimum": 36},
+        "editable": {"type": "boolean"},
+        "refresh": {"type": "string"},
+        "timezone": {"enum": ["utc", "browser", ""]},
+        "time": {"type": "object", "required": ["from", "to"]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "panels": {"type": "array", "minItems": 1, "items": {
+            "type": "object",
+            "required": ["id", "type", "title", "gridPos", "datasource", "targets"],
+            "properties": {
+                "id": {"type": "integer", "minimum": 1},
+                "type": {"enum": ["stat", "table", "timeseries", "piechart", "bargauge", "gauge", "barchart", "histogram",
+                                  "heatmap", "state-timeline", "text"]},
+                "title": {"type": "string", "minLength": 1},
+                "gridPos": {"type": "object", "required": ["x", "y", "w", "h"], "properties": {
+                    "x": {"type": "integer", "minimum": 0, "maximum": 23},
+                    "y": {"type": "integer", "minimum": 0},
+                    "w": {"type": "integer", "minimum": 1, "maximum": 24},
+                    "h": {"type": "integer", "minimum": 1}}},
+                "targets": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["refId", "rawSql", "format"],
+                    "properties": {"format": {"enum": ["table", "time_series"]}}}},
+            }}},
+    },
+}
+
+
+def test_dashboards_validate_against_the_dashboard_model_and_do_not_overlap():
+    import jsonschema
+
+    for board in boards():
+        jsonschema.validate(board, DASHBOARD_SCHEMA)
+        cells: dict[tuple[int, int], str] = {}
+        for panel in board["panels"]:
+            grid = panel["gridPos"]
+            assert grid["x"] + grid["w"] <= 24, f"{board['title']} / {panel['title']}: wider than the grid"
+            for x in range(grid["x"], grid["x"] + grid["w"]):
+                for y in range(grid["y"], grid["y"] + grid["h"]):
+                    assert (x, y) not in cells, f"{board['title']}: {panel['title']} overlaps {cells[(x, y)]}"
+                    cells[(x, y)] = panel["title"]
