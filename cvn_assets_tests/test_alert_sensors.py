@@ -251,3 +251,26 @@ def test_the_watched_names_are_the_products():
     assert (S43_PREDICTIONS, BLOBS_INTACT) == (acquisition_assets.S43_PREDICTIONS, acquisition_assets.BLOBS_INTACT)
     assert (S43_GATE, COHORT_COMPLETE, COHORT_INTACT) == (
         gate_assets.S43_GATE, gate_assets.COHORT_COMPLETE, gate_assets.COHORT_INTACT)
+
+
+# A rerun from the asset page (__ASSET_JOB, no campaign tags) is supervised as its campaign's
+
+
+@dg.asset(name="market_candles", partitions_def=acquisition)
+def failing_candles(context: dg.AssetExecutionContext) -> None:
+    raise RuntimeError("market data fetch failed: HTTP 503 from the exchange")
+
+
+def test_a_failed_rerun_from_the_asset_page_is_alerted_as_its_campaigns(instance, http_receiver, channels):
+    sensor = build_run_failure_sensor()  # the supervised jobs, the asset page's included
+    cursor, _ = tick(sensor, instance, None, channels)
+    job = dg.Definitions(assets=[failing_candles]).resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                    partition_key=dg.MultiPartitionKey({"campaign": "defi-abc", "crypto": "SOLUSDC"}))
+    assert not result.success and job.name == "__ASSET_JOB"
+    assert CAMPAIGN_TAG not in instance.get_run_by_id(result.run_id).tags
+    tick(sensor, instance, cursor, channels)
+    [alert] = received(http_receiver)
+    assert alert["kind"] == "run_failure" and "campaign defi-abc, crypto SOLUSDC" in alert["title"]
+    assert alert["key"] == "incident:run:__ASSET_JOB:defi-abc"
+    assert "cvn campaign rerun defi-abc --cryptos SOLUSDC" in alert["commands"]

@@ -219,7 +219,10 @@ class AlertmanagerChannel(HttpChannel):
                   "family": family_of(alert).value}
         if state:
             labels["state"] = state
-        for fact in self.SCOPE_FACTS:
+        # An incident (incidents.py) is one Alertmanager alert: its key's scope only, whichever
+        # crypto or run failed this time.
+        scope = ("campaign", "check", "job") if alert.facts.get("incident") else self.SCOPE_FACTS
+        for fact in scope:
             value = alert.facts.get(fact)
             if value not in (None, "") and "," not in str(value):
                 labels[fact] = str(value)
