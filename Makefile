@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev bench lock clean help home
+.PHONY: install demo test dev bench lock clean help home alertmanager
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -33,7 +33,13 @@ home:
 demo: $(STAMP) home  ## run a real campaign (defi group, synthetic data) and print the verdict
 	$(BIN)/cvn campaign launch --group defi
 
-test: $(STAMP)  ## run the whole test suite (moto server, PostgreSQL, real Dagster instances)
+# The alert tests talk to a real Prometheus Alertmanager: Debian's package, installed once
+# (as root; a no-op when the binary is already there).
+alertmanager:  ## install Prometheus Alertmanager (Debian package) for the alert tests, if missing
+	@command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager; }
+
+test: $(STAMP) alertmanager  ## run the whole test suite (moto server, PostgreSQL, Alertmanager, real Dagster instances)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # `dg dev` (dagster-dg-cli) reads the project from [tool.dg] in pyproject.toml; VIRTUAL_ENV names the

@@ -17,10 +17,16 @@ MONITORING_JOB = "monitoring_job"
 META_TRAINING_JOB = "meta_training_job"
 MODEL_OPS_JOBS = (BACKTEST_JOB, WALKFORWARD_JOB, RETRAIN_JOB, MONITORING_JOB, META_TRAINING_JOB)
 OUR_JOBS = (ACQUIRE_JOB, GATE_JOB, LAUNCH_JOB, *MODEL_OPS_JOBS)
+# Dagster's implicit asset job: what "Materialize" on the asset page launches. Every materializable
+# asset of this code location is partitioned by campaign, so its runs are campaign reruns.
+ASSET_JOB = "__ASSET_JOB"
+SUPERVISED_JOBS = (*OUR_JOBS, ASSET_JOB)
 
 CAMPAIGN_TAG = "cvn/campaign"
 CRYPTO_TAG = "cvn/crypto"
 STAGE_TAG = "cvn/stage"  # acquire | gate | launch | backtest | walkforward | retrain | monitoring | meta_training
+RERUN_TAG = "cvn/rerun"  # cli | ui: a rerun of a campaign's partitions
+PARTITION_TAG = "dagster/partition"
 
 FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
@@ -33,12 +39,54 @@ def gate_tags(campaign_id: str) -> dict[str, str]:
     return {CAMPAIGN_TAG: campaign_id, STAGE_TAG: "gate"}
 
 
+def campaign_scope(tags: dict[str, str]) -> tuple[str | None, str | None, str | None]:
+    """(campaign, crypto, stage) of a run: our tags, else its partition keys.
+
+    A rerun launched from the asset page (``__ASSET_JOB``) carries no campaign tag, only Dagster's
+    partition tags: ``dagster/partition/campaign`` + ``/crypto`` for an acquisition step, a bare
+    ``dagster/partition`` holding a campaign id for the gate.
+    """
+    from cvn_assets.contracts.identifiers import validate_campaign_id
+
+    if tags.get(CAMPAIGN_TAG):
+        return tags[CAMPAIGN_TAG], tags.get(CRYPTO_TAG), tags.get(STAGE_TAG)
+    campaign = tags.get(f"{PARTITION_TAG}/campaign")
+    if campaign:
+        crypto = tags.get(f"{PARTITION_TAG}/crypto")
+        return campaign, crypto, "acquire" if crypto else "gate"
+    partition = tags.get(PARTITION_TAG)
+    if partition:
+        try:
+            return validate_campaign_id(partition), None, "gate"
+        except ValueError:
+            return None, None, None
+    return None, None, None
+
+
 def campaign_runs(instance: dg.DagsterInstance, campaign_id: str, stage: str) -> list[dg.DagsterRun]:
     """Runs of one stage of a campaign, newest first."""
     records = instance.get_run_records(
         filters=dg.RunsFilter(tags={CAMPAIGN_TAG: campaign_id, STAGE_TAG: stage})
     )
     return [record.dagster_run for record in records]
+
+
+def current_step(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """The step the run is in: the latest started step that has not finished."""
+    started: list[str] = []
+    finished: set[str] = set()
+    for record in instance.all_logs(run_id, of_type={dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
+                                                     dg.DagsterEventType.STEP_FAILURE,
+                                                     dg.DagsterEventType.STEP_SKIPPED}):
+        event = record.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            started.append(event.step_key)
+        else:
+            finished.add(event.step_key)
+    running = [step for step in started if step not in finished]
+    return running[-1] if running else None
 
 
 # What made an acquisition fail, as far as its recorded error says (gate report, alerts):
@@ -98,6 +146,11 @@ def acquisition_failures(instance: dg.DagsterInstance, campaign_id: str) -> dict
             cause = failure_cause(steps[0].step_key, error.cls_name)
         failures[crypto] = AcquisitionFailure(reason=message, cause=cause)
     return failures
+
+
+def acquisition_failure_reasons(instance: dg.DagsterInstance, campaign_id: str) -> dict[str, str]:
+    """For each crypto whose latest acquisition run did not succeed: the sentence saying why."""
+    return {crypto: failure.reason for crypto, failure in acquisition_failures(instance, campaign_id).items()}
 
 
 def root_error(error):

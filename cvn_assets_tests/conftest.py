@@ -15,6 +15,7 @@ pytest_plugins = [
     "cvn_assets_tests.fixtures.fault_proxy",
     "cvn_assets_tests.fixtures.campaigns",
     "cvn_assets_tests.fixtures.http_receiver",
+    "cvn_assets_tests.fixtures.alertmanager",
     "cvn_assets_tests.fixtures.dagster_postgres",
     "cvn_assets_tests.fixtures.gate_reports",
     "cvn_assets_tests.fixtures.mlflow_server",

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from cvn_assets.alerts.alert import Severity
 from cvn_assets.alerts.messages import (
-    SCENARIO_B, incomplete_cohort_alert, malformed_blob_alert, rematerialize_command, run_failure_alert, state_alert,
+    SCENARIO_B, incomplete_cohort_alert, malformed_blob_alert, rerun_command, run_failure_alert, state_alert,
     transport_suspect_alert,
 )
 from cvn_assets.alerts.policy import (
@@ -134,7 +134,7 @@ def test_resolve_message():
     assert alert.kind == "resolved" and alert.title.startswith("RESOLVED") and "was RED" in alert.title
 
 
-def test_malformed_blob_is_scenario_b_p1_with_inspect_and_rematerialize():
+def test_malformed_blob_is_scenario_b_p1_with_inspect_and_rerun():
     key = "s43-predictions/defi-20260504-070000/SOLUSDC/hgb/fold-01.npz"
     alert = malformed_blob_alert(key=key, check="cohort_intact", campaign_id="defi-20260504-070000",
                                  crypto="SOLUSDC", run_id="r1", error="s43 npz shape mismatch: …", created_at=T0)
@@ -142,25 +142,20 @@ def test_malformed_blob_is_scenario_b_p1_with_inspect_and_rematerialize():
     assert SCENARIO_B.text in alert.text
     assert alert.commands == [
         f"cvn blob inspect {key}",
-        "dagster asset materialize -m cvn_assets.definitions --select market_candles,s43_predictions "
-        "--partition 'defi-20260504-070000|SOLUSDC'",
-        "cvn gate --campaign defi-20260504-070000",
+        "cvn campaign rerun defi-20260504-070000 --cryptos SOLUSDC",  # re-runs, then re-gates
     ]
 
 
-def test_rematerialize_partition_matches_dagster_multi_partition_key():
-    import dagster as dg
-
-    key = dg.MultiPartitionKey({"campaign": "defi-x1", "crypto": "SOLUSDC"})
-    assert f"--partition '{key}'" in rematerialize_command("defi-x1", "SOLUSDC")
+def test_rerun_command_names_the_cryptos_or_the_failed_ones():
+    assert rerun_command("defi-x1", ["SOLUSDC", "ADAUSDC"]) == "cvn campaign rerun defi-x1 --cryptos SOLUSDC,ADAUSDC"
+    assert rerun_command("defi-x1") == "cvn campaign rerun defi-x1 --failed"
 
 
 def test_incomplete_cohort_is_scenario_a_and_all_absent_is_scenario_c():
     missing = ["s43-predictions/defi-abc/ADAUSDC/hgb/fold-00.npz", "s43-predictions/defi-abc/ADAUSDC/hgb/fold-01.npz"]
     alert_a = incomplete_cohort_alert(campaign_id="defi-abc", missing=missing, run_id="r", created_at=T0)
     assert alert_a.scenario.startswith("runbook scenario A") and alert_a.severity == Severity.P2
-    assert "--partition 'defi-abc|ADAUSDC'" in " ".join(alert_a.commands)
-    assert alert_a.commands[-1] == "cvn gate --campaign defi-abc"
+    assert alert_a.commands[-1] == "cvn campaign rerun defi-abc --cryptos ADAUSDC"
     alert_c = transport_suspect_alert(campaign_id="defi-abc", absent=36, run_id="r", created_at=T0)
     assert alert_c.scenario.startswith("runbook scenario C") and alert_c.commands[0] == "cvn s3 check"
 
@@ -175,4 +170,6 @@ def test_run_failure_with_an_npz_error_is_scenario_b():
     plain = run_failure_alert(job="s43_acquire_job", run_id="abcdef123456", campaign_id="defi-abc",
                               crypto="ADAUSDC", stage="acquire", errors=["RuntimeError: boom"], created_at=T0)
     assert plain.severity == Severity.P2 and "scenario A" in plain.scenario
-    assert any("--partition 'defi-abc|ADAUSDC'" in command for command in plain.commands)
+    assert "cvn campaign rerun defi-abc --cryptos ADAUSDC" in plain.commands
+    # the malformed gate: re-run the campaign's failed acquisitions (the rerun re-gates)
+    assert alert.commands[-1] == "cvn campaign rerun defi-abc --failed"

@@ -25,9 +25,12 @@ KEY_SOL = "s43-predictions/defi-abc/SOLUSDC/hgb/fold-01.npz"
 
 
 @pytest.fixture
-def channels(http_receiver, monkeypatch) -> dict[str, AlertChannelsResource]:
+def channels(http_receiver, monkeypatch, tmp_path) -> dict:
+    from cvn_assets.diagnostics.resources import DiagnosticsResource
+
     monkeypatch.setenv("CVN_ALERT_WEBHOOK_URL", http_receiver.url(f"/hook/{TOKEN}"))
-    return {"alert_channels": AlertChannelsResource(backoff_seconds=0.01, timeout_seconds=2.0)}
+    return {"alert_channels": AlertChannelsResource(backoff_seconds=0.01, timeout_seconds=2.0),
+            "diagnostics": DiagnosticsResource(url=f"sqlite:///{tmp_path / 'diagnostics.sqlite'}")}
 
 
 def tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None, resources) -> tuple[str, str]:
@@ -73,16 +76,18 @@ def test_a_failed_run_is_alerted_once_with_its_root_cause(instance, http_receive
     run_flaky(instance, fail=False)
     cursor, message = tick(sensor, instance, cursor, channels)
     alerts = received(http_receiver)
-    assert len(alerts) == 1
+    # the failure is told, and the later success of the same job and campaign resolves its incident
+    assert [a["kind"] for a in alerts] == ["run_failure", "resolved"]
+    assert alerts[1]["key"] == alerts[0]["key"] == "incident:run:flaky_job:defi-abc"
+    assert alerts[1]["title"].startswith("RESOLVED: flaky_job passes again")
     alert = alerts[0]
     assert alert["kind"] == "run_failure" and alert["severity"] == "P2"
     assert result.run_id[:8] in alert["title"] and "campaign defi-abc, crypto ADAUSDC" in alert["title"]
     assert "acquire_step: RuntimeError: market data fetch failed: HTTP 503" in alert["text"]
-    assert "dagster asset materialize -m cvn_assets.definitions --select market_candles,s43_predictions " \
-           "--partition 'defi-abc|ADAUSDC'" in alert["commands"]
+    assert "cvn campaign rerun defi-abc --cryptos ADAUSDC" in alert["commands"]
 
     cursor, message = tick(sensor, instance, cursor, channels)  # next tick, and a restart with that cursor
-    assert len(received(http_receiver)) == 1
+    assert len(received(http_receiver)) == 2
     assert TOKEN not in cursor + message
 
 
@@ -95,7 +100,7 @@ def test_identical_failures_in_one_tick_are_one_grouped_alert(instance, http_rec
     alerts = received(http_receiver)
     assert len(alerts) == 1
     assert alerts[0]["title"].startswith("3 runs of flaky_job failed with the same cause")
-    assert sum("--partition 'defi-abc|" in command for command in alerts[0]["commands"]) == 3
+    assert sum(command.startswith("cvn campaign rerun defi-abc --cryptos ") for command in alerts[0]["commands"]) == 3
 
 
 def test_an_alert_a_channel_refused_is_re_sent_on_the_next_tick(instance, http_receiver, channels):
@@ -171,14 +176,12 @@ def test_transport_checks_map_to_runbook_scenarios_once_each(instance, http_rece
     blobs = next(a for a in received(http_receiver) if a["facts"].get("check") == BLOBS_INTACT)
     assert blobs["severity"] == "P1" and blobs["scenario"].startswith("runbook scenario B")
     assert blobs["commands"][:2] == [
-        f"cvn blob inspect {KEY_SOL}",
-        "dagster asset materialize -m cvn_assets.definitions --select market_candles,s43_predictions "
-        "--partition 'defi-abc|SOLUSDC'"]
+        f"cvn blob inspect {KEY_SOL}", "cvn campaign rerun defi-abc --cryptos SOLUSDC"]
     intact = next(a for a in received(http_receiver) if a["facts"].get("check") == COHORT_INTACT)
     assert intact["severity"] == "P1" and "schema_version 9" in intact["text"]
     assert f"cvn blob inspect {KEY_SOL}" in intact["commands"]
     incomplete = next(a for a in received(http_receiver) if a["scenario"].startswith("runbook scenario A"))
-    assert incomplete["facts"]["campaign"] == "defi-abc" and "cvn gate --campaign defi-abc" in incomplete["commands"]
+    assert incomplete["facts"]["campaign"] == "defi-abc" and "cvn campaign rerun defi-abc --cryptos ADAUSDC" in incomplete["commands"]
     suspects = [a for a in received(http_receiver) if a["scenario"].startswith("runbook scenario C")]
     assert len(suspects) == 1 and suspects[0]["facts"]["campaign"] == "defi-xyz"
     assert suspects[0]["commands"][0] == "cvn s3 check"
@@ -222,16 +225,22 @@ def test_a_silent_running_run_is_flagged_once(instance, http_receiver, channels)
         assert "campaign defi-abc, crypto SOLUSDC" in alerts[0]["title"]
         cursor, _ = tick(sensor, instance, cursor, channels)
         assert len(received(http_receiver)) == 1
+        [row] = channels["diagnostics"].store().state_diagnostics("RUN_STUCK")  # Pipeline Health's stuck runs
+        assert row["job"] == "sleepy_job" and row["step"] == "silent_step" and row["campaign_id"] == "defi-abc"
     finally:
         worker.join()
     cursor, message = tick(sensor, instance, cursor, channels)  # finished: forgotten, never re-flagged
     assert len(received(http_receiver)) == 1 and "0 run(s) started" in message
 
 
-def test_alert_definitions_load_with_their_resource():
-    defs = dg.Definitions.merge(alert_defs(), dg.Definitions(resources={"alert_channels": AlertChannelsResource()}))
+def test_alert_definitions_load_with_their_resource(tmp_path):
+    from cvn_assets.diagnostics.resources import DiagnosticsResource
+
+    defs = dg.Definitions.merge(alert_defs(), dg.Definitions(resources={
+        "alert_channels": AlertChannelsResource(),
+        "diagnostics": DiagnosticsResource(url=f"sqlite:///{tmp_path / 'diagnostics.sqlite'}")}))
     names = {sensor.name for sensor in defs.sensors}
-    assert names == {"run_failure_alert_sensor", "asset_check_alert_sensor", "stuck_run_sensor"}
+    assert names == {"run_failure_alert_sensor", "asset_check_alert_sensor", "stuck_run_sensor", "long_run_sensor"}
     defs.get_repository_def().load_all_definitions()
 
 
@@ -242,3 +251,26 @@ def test_the_watched_names_are_the_products():
     assert (S43_PREDICTIONS, BLOBS_INTACT) == (acquisition_assets.S43_PREDICTIONS, acquisition_assets.BLOBS_INTACT)
     assert (S43_GATE, COHORT_COMPLETE, COHORT_INTACT) == (
         gate_assets.S43_GATE, gate_assets.COHORT_COMPLETE, gate_assets.COHORT_INTACT)
+
+
+# A rerun from the asset page (__ASSET_JOB, no campaign tags) is supervised as its campaign's
+
+
+@dg.asset(name="market_candles", partitions_def=acquisition)
+def failing_candles(context: dg.AssetExecutionContext) -> None:
+    raise RuntimeError("market data fetch failed: HTTP 503 from the exchange")
+
+
+def test_a_failed_rerun_from_the_asset_page_is_alerted_as_its_campaigns(instance, http_receiver, channels):
+    sensor = build_run_failure_sensor()  # the supervised jobs, the asset page's included
+    cursor, _ = tick(sensor, instance, None, channels)
+    job = dg.Definitions(assets=[failing_candles]).resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                    partition_key=dg.MultiPartitionKey({"campaign": "defi-abc", "crypto": "SOLUSDC"}))
+    assert not result.success and job.name == "__ASSET_JOB"
+    assert CAMPAIGN_TAG not in instance.get_run_by_id(result.run_id).tags
+    tick(sensor, instance, cursor, channels)
+    [alert] = received(http_receiver)
+    assert alert["kind"] == "run_failure" and "campaign defi-abc, crypto SOLUSDC" in alert["title"]
+    assert alert["key"] == "incident:run:__ASSET_JOB:defi-abc"
+    assert "cvn campaign rerun defi-abc --cryptos SOLUSDC" in alert["commands"]

@@ -25,7 +25,7 @@ def test_fresh_instance_reports_unknowns_and_does_not_claim_green(dagster_home):
     assert "global state: GREEN" not in out and "global state: " in out
     assert "rule input(s) unknown" in out and "unknown (never counted as healthy):" in out
     assert ("pipeline_success_rate: 0 run(s) of s43_acquire_job, s43_gate_job, launch_discovery, backtest_job, "
-            "walkforward_job, retrain_job, monitoring_job, meta_training_job finished") in out
+            "walkforward_job, retrain_job, monitoring_job, meta_training_job, __ASSET_JOB finished") in out
     assert "no gate recorded" in out
     assert "PLATFORM" in out and "infra_health.disk" in out and "ML · TRADING · LIFECYCLE per crypto" in out
 
@@ -40,6 +40,23 @@ def test_json_output(dagster_home):
     assert "pipeline_success_rate" in unknown and "model_freshness" in unknown
     assert document["notification"] is None  # read-only without --notify
     assert any(row["signal"] == "pipeline_success_rate" and row["level"] == "unknown" for row in document["signals"])
+    # §2 pipeline_latency per job, and the routing decision of the state alert and of each fired rule
+    assert set(document["pipeline_latency"]) >= {"s43_acquire_job", "s43_gate_job", "launch_discovery"}
+    assert "no successful or running run" in document["pipeline_latency"]["s43_gate_job"]["unknown"]
+    route = document["routing"]["alert"]
+    assert route["alert"] == "global_state" and route["sent"] is False
+    assert route["severity"] == "P2" and route["role"] == "ml_owner" and "sms" not in route["channels"]
+    assert {"rule": "signals_unknown", "severity": "P2", "family": "pipeline", "role": "ml_owner",
+            "channels": ["log", "webhook", "slack", "alertmanager"]} in document["routing"]["rules"]
+
+
+def test_a_bad_routing_file_is_a_configuration_error(dagster_home, tmp_path, monkeypatch):
+    routing = tmp_path / "routing.yaml"
+    routing.write_text("routes: [{severity: P3, role: digest, channels: [sms]}]\n")
+    monkeypatch.setenv("CVN_ALERT_ROUTING_FILE", str(routing))
+    result = run_cli("--json")
+    assert result.exit_code == 2
+    assert "routing.yaml: routes.0" in result.stderr and "sms is for P0/P1 only" in result.stderr
 
 
 def test_read_only_check_records_nothing(dagster_home):
@@ -63,6 +80,14 @@ def test_notify_sends_once_with_the_sensor_policy_and_never_leaks_the_url(dagste
     assert second.exit_code == 0
     assert len(http_receiver.accepted()) == 1
     assert json.loads(second.stdout)["notification"]["kind"] is None
+    assert json.loads(second.stdout)["routing"]["alert"]["sent"] is False
+    assert json.loads(first.stdout)["routing"]["alert"]["sent"] is True
+
+    # both evaluations are rows of the state history, written by the command
+    from cvn_assets.cli.state import diagnostics_resource
+
+    history = diagnostics_resource().store().global_state_history()
+    assert [row["source"] for row in history] == ["cvn state --notify"] * 2
 
     with dg.DagsterInstance.get() as instance:
         records = instance.fetch_observations(GLOBAL_STATE_KEY, limit=10).records

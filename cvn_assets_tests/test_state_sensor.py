@@ -27,8 +27,9 @@ model_registry = pytest.importorskip("cvn_assets.gate.model_registry")
 
 TOKEN = "T0KEN-gl0bal-51a7e"
 # The runs of the test job are the pipelines; the volumes are this machine's, whose fill level is
-# not what these tests are about.
-SETTINGS = StateSettings(jobs=("pipeline_job",), disk_warning_percent=99.0, disk_critical_percent=99.9)
+# not what these tests are about (nor is the load of this shared machine: §7's CPU > 90 %).
+SETTINGS = StateSettings(jobs=("pipeline_job",), disk_warning_percent=99.0, disk_critical_percent=99.9,
+                         cpu_saturated_percent=10_000.0)
 CAMPAIGN = "btc-core-20260504-070000"
 
 
@@ -159,6 +160,22 @@ def test_orange_alerts_once_resolves_once_and_a_restart_does_not_resend(
     assert states[0] == "GREEN" and "ORANGE" in states and states[-1] == "GREEN"
     latest = resources["diagnostics"].store().latest_global_state()
     assert latest is not None
+
+    # every evaluation is a row of cvn_global_state (7 ticks), with its signals as columns; the
+    # ORANGE ones carry §7's PIPELINE_DEGRADED, linked to the evaluation that found it
+    history = resources["diagnostics"].store().global_state_history(limit=50)
+    assert len(history) == 7
+    assert [row["source"] for row in history] == ["global_state_sensor"] * 7
+    orange = [row for row in history if row["state"] == "ORANGE"]
+    assert len(orange) == 3 and all(row["codes"] == ["PIPELINE_DEGRADED"] for row in orange)
+    assert round(orange[-1]["success_rate"], 1) == 66.7 and orange[-1]["rules_fired"] == 1
+    assert orange[-1]["routing"] == [{"rule": "success_rate", "severity": "P1", "family": "pipeline",
+                                      "role": "mlops_maintainer",
+                                      "channels": ["log", "webhook", "slack", "alertmanager", "sms"]}]
+    assert history[0]["state"] == "GREEN" and history[0]["codes"] == [] and history[0]["queued_runs"] == 0
+    [degraded] = resources["diagnostics"].store().state_diagnostics("PIPELINE_DEGRADED")[:1]
+    assert degraded["severity"] == "P1" and degraded["state"] == "ORANGE" and degraded["values"]["success_rate"] == 66.67
+    assert degraded["global_state_id"] == orange[-1]["id"]
 
     # the webhook URL and its token appear nowhere
     metadata = json.dumps([{k: str(v.value) for k, v in r.asset_observation.metadata.items()} for r in observations])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +41,8 @@ class Alert(BaseModel):
     commands: list[str] = Field(default_factory=list, description="exact commands to run, in order")
     facts: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
     created_at: datetime
+    family: Literal["infra", "pipeline", "ml", "lifecycle"] | None = Field(
+        default=None, description="routing family (alerts/routing.py); None: derived from the kind or the rules")
 
     def render_text(self) -> str:
         """Plain text: title, text, next steps and commands (log, Slack, webhook ``text``)."""

@@ -1,11 +1,13 @@
-"""Where alerts go: the log (always), a generic JSON webhook, a Slack incoming webhook, an SMS gateway.
+"""Where alerts go: the log (always), a generic JSON webhook, Slack, an SMS gateway, Prometheus Alertmanager.
 
 Each HTTP channel reads its URL from an environment variable when the channels are built (at run
 time, never at import) and keeps it private: the URL — which carries the token — never appears
 in a log line, an error message, event metadata or a repr; channels are named by their variable.
 Deliveries retry with exponential backoff on connection errors, timeouts, 429 and 5xx (a 4xx is a
 configuration error and is not retried). Channels are tried in parallel and independently, so a
-dead or slow channel never delays or blocks another.
+dead or slow channel never delays or blocks another. Which channels an alert goes to is the
+routing table's decision (``routing.py``: severity × family → role and channels), and each
+channel still keeps its own minimum severity.
 """
 
 from __future__ import annotations
@@ -19,15 +21,19 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from cvn_assets.alerts.alert import Alert, Severity
+from cvn_assets.alerts.routing import RoutingDecision, RoutingTable, family_of
 from cvn_assets.events import Event, log_event
+from cvn_assets.state.rules import State
 
 WEBHOOK_ENV = "CVN_ALERT_WEBHOOK_URL"
 SLACK_ENV = "CVN_SLACK_WEBHOOK_URL"
 SMS_ENV = "CVN_SMS_WEBHOOK_URL"
+ALERTMANAGER_ENV = "CVN_ALERTMANAGER_URL"
 
 SMS_MAX_CHARS = 300
 
@@ -115,7 +121,7 @@ class HttpChannel:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(env={self.env_var}, min_severity={self.min_severity.value})"
 
-    def payload(self, alert: Alert) -> dict[str, Any]:
+    def payload(self, alert: Alert) -> Any:
         raise NotImplementedError
 
     def _scrub(self, message: str) -> str:
@@ -201,13 +207,78 @@ class SmsChannel(HttpChannel):
         return {"message": text, "severity": alert.severity.value, "key": alert.key}
 
 
+class AlertmanagerChannel(HttpChannel):
+    """Prometheus Alertmanager's v2 API (``POST /api/v2/alerts``): its grouping, inhibition and silences.
+
+    Alertmanager knows an alert by its labels, so the labels are the incident's identity —
+    alertname, severity, the global ``state`` or the campaign / crypto / check / job — never a run
+    id (except for per-run alerts: stuck, too long). A firing alert holds until ``hold`` (longer
+    than the longest repeat interval, so our repeats keep it alive and a dead sensor lets it
+    expire); a resolve sends the same labels with ``endsAt`` = now. A change of global state
+    resolves the previous state's alert in the same post.
+    """
+
+    name = "alertmanager"
+    PATH = "/api/v2/alerts"
+    SCOPE_FACTS = ("campaign", "crypto", "check", "job")
+    PER_RUN_KINDS = ("stuck_run", "long_run")
+
+    def __init__(self, url: str, env_var: str, min_severity: Severity, retry: RetryPolicy,
+                 hold: timedelta = timedelta(hours=25)):
+        base = url.rstrip("/")
+        super().__init__(base if base.endswith(self.PATH) else base + self.PATH, env_var, min_severity, retry)
+        self.hold = hold
+
+    @staticmethod
+    def alertname(alert: Alert) -> str:
+        base = "global_state" if alert.key == "global_state" else str(alert.facts.get("incident_kind") or alert.kind)
+        return "Cvn" + "".join(part.capitalize() for part in base.split("_"))
+
+    def labels(self, alert: Alert, severity: Severity, state: str | None) -> dict[str, str]:
+        labels = {"alertname": self.alertname(alert), "severity": severity.value, "source": "cvn_assets",
+                  "family": family_of(alert).value}
+        if state:
+            labels["state"] = state
+        # An incident (incidents.py) is one Alertmanager alert: its key's scope only, whichever
+        # crypto or run failed this time.
+        scope = ("campaign", "check", "job") if alert.facts.get("incident") else self.SCOPE_FACTS
+        for fact in scope:
+            value = alert.facts.get(fact)
+            if value not in (None, "") and "," not in str(value):
+                labels[fact] = str(value)
+        if str(alert.facts.get("incident_kind") or alert.kind) in self.PER_RUN_KINDS and alert.facts.get("run_id"):
+            labels["run_id"] = str(alert.facts["run_id"])
+        return labels
+
+    def payload(self, alert: Alert) -> list[dict[str, Any]]:
+        at = alert.created_at
+        annotations = {"summary": alert.title, "description": alert.render_text()}
+        if alert.scenario:
+            annotations["runbook"] = alert.scenario
+        is_state = alert.key == "global_state"
+        resolved = alert.kind == "resolved"
+        state = None
+        if is_state:
+            state = str(alert.facts.get("previous_state") if resolved else alert.facts.get("state"))
+        entry = {"labels": self.labels(alert, alert.severity, state), "annotations": annotations,
+                 "startsAt": at.isoformat(), "endsAt": (at if resolved else at + self.hold).isoformat()}
+        entries = [entry]
+        previous = alert.facts.get("previous_state")
+        if is_state and alert.kind == "changed" and previous in State.__members__ and State(previous).severity:
+            entries.append({"labels": self.labels(alert, Severity(State(previous).severity), str(previous)),
+                            "annotations": {**annotations, "summary": f"superseded: {alert.title}"},
+                            "startsAt": at.isoformat(), "endsAt": at.isoformat()})
+        return entries
+
+
 @dataclass
 class DeliveryReport:
     """Outcome of one alert over its channels."""
 
     delivered: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)  # below the channel's minimum severity
+    skipped: list[str] = field(default_factory=list)  # not routed there, or below the channel's minimum
+    routing: RoutingDecision | None = None
 
     @property
     def ok(self) -> bool:
@@ -217,9 +288,11 @@ class DeliveryReport:
 class AlertDispatcher:
     """Routes an alert to every channel whose minimum severity it meets; records ``alert_sent``."""
 
-    def __init__(self, channels: Iterable[LogChannel | HttpChannel], logger: logging.Logger | Any):
+    def __init__(self, channels: Iterable[LogChannel | HttpChannel], logger: logging.Logger | Any,
+                 routing: RoutingTable | None = None):
         self.channels = list(channels)
         self.logger = logger
+        self.routing = routing or RoutingTable()
         names = [channel.name for channel in self.channels]
         if len(names) != len(set(names)):
             raise ValueError(f"alert channels must have distinct names, found {names}")
@@ -232,15 +305,20 @@ class AlertDispatcher:
     def minimums(self) -> Mapping[str, Severity]:
         return {channel.name: channel.min_severity for channel in self.channels}
 
+    def route(self, alert: Alert) -> RoutingDecision:
+        """The routing table's decision for this alert (role paged, channels)."""
+        return self.routing.decide(alert.severity, family_of(alert))
+
     def deliver(self, alert: Alert, only: Iterable[str] | None = None) -> DeliveryReport:
         """Send to the routed channels (``only``: a subset, for retries), in parallel, independently."""
         wanted = set(only) if only is not None else None
-        report = DeliveryReport()
+        decision = self.route(alert)
+        report = DeliveryReport(routing=decision)
         targets = []
         for channel in self.channels:
             if wanted is not None and channel.name not in wanted:
                 continue
-            if not alert.severity.at_least(channel.min_severity):
+            if channel.name not in decision.channels or not alert.severity.at_least(channel.min_severity):
                 report.skipped.append(channel.name)
                 continue
             targets.append(channel)
@@ -266,6 +344,7 @@ class AlertDispatcher:
             log_event(self.logger, Event.ALERT_SENT, logging.INFO if error is None else logging.ERROR,
                       channel=channel.name, status="delivered" if error is None else "failed",
                       severity=alert.severity.value, kind=alert.kind, key=alert.key, attempts=attempts,
+                      role=decision.role.value, family=decision.family.value,
                       title=alert.title, **({"error": error} if error else {}))
         return report
 
@@ -285,15 +364,22 @@ def build_channels(
     retry: RetryPolicy | None = None,
     minimums: Mapping[str, Severity] | None = None,
     env_vars: Mapping[str, str] | None = None,
+    routing: RoutingTable | None = None,
+    alertmanager_hold: timedelta = timedelta(hours=25),
 ) -> AlertDispatcher:
     """The log channel plus every HTTP channel whose variable is set in ``environ``."""
     retry = retry or RetryPolicy()
     minimums = {"log": Severity.P3, "webhook": Severity.P3, "slack": Severity.P3, "sms": Severity.P1,
-                **(minimums or {})}
-    env_vars = {"webhook": WEBHOOK_ENV, "slack": SLACK_ENV, "sms": SMS_ENV, **(env_vars or {})}
+                "alertmanager": Severity.P3, **(minimums or {})}
+    env_vars = {"webhook": WEBHOOK_ENV, "slack": SLACK_ENV, "sms": SMS_ENV, "alertmanager": ALERTMANAGER_ENV,
+                **(env_vars or {})}
     channels: list[LogChannel | HttpChannel] = [LogChannel(logger, minimums["log"])]
     for name, cls in (("webhook", WebhookChannel), ("slack", SlackChannel), ("sms", SmsChannel)):
         url = (environ.get(env_vars[name]) or "").strip()
         if url:
             channels.append(cls(url, env_vars[name], minimums[name], retry))
-    return AlertDispatcher(channels, logger)
+    url = (environ.get(env_vars["alertmanager"]) or "").strip()
+    if url:
+        channels.append(AlertmanagerChannel(url, env_vars["alertmanager"], minimums["alertmanager"], retry,
+                                            hold=alertmanager_hold))
+    return AlertDispatcher(channels, logger, routing)

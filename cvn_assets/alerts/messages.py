@@ -18,11 +18,8 @@ from cvn_assets.alerts.alert import Alert, Severity
 from cvn_assets.alerts.policy import Decision, NotificationKind
 from cvn_assets.contracts.campaign import load_universes
 from cvn_assets.contracts.keys import parse_blob_key
-from cvn_assets.partitions import CAMPAIGN_DIMENSION, CRYPTO_DIMENSION
 from cvn_assets.state.rules import REACTION, State, StateEvaluation
 
-DEFS_MODULE = "cvn_assets.definitions"
-ACQUISITION_ASSETS = "market_candles,s43_predictions"
 
 
 class Scenario(BaseModel):
@@ -36,8 +33,8 @@ class Scenario(BaseModel):
 SCENARIO_A = Scenario(
     code="A", title="INCONCLUSIVE_TOOLING / cohort incomplete",
     text=("An expected blob is absent (the crypto is simply missing): the verdict degrades to "
-          "INCONCLUSIVE_TOOLING, never a partial pool. Re-run the failed acquisitions (clear + rerun); "
-          "the gate then re-reads the cohort. All cryptos absent = a transport/config problem, "
+          "INCONCLUSIVE_TOOLING, never a partial pool. Re-run the failed acquisitions (clear + rerun: "
+          "`cvn campaign rerun ID --failed`); the gate then re-reads the cohort. All cryptos absent = a transport/config problem, "
           "not independent failures: see scenario C."),
 )
 SCENARIO_B = Scenario(
@@ -65,13 +62,11 @@ def runbook(scenario: Scenario) -> str:
     return f"runbook scenario {scenario.code} — {scenario.title}"
 
 
-def rematerialize_command(campaign_id: str, crypto: str) -> str:
-    """Re-run one acquisition step (campaign × crypto) through Dagster: the runbook's clear + rerun."""
-    # MultiPartitionKey's string form: dimension values joined by "|" in dimension-name order.
-    partition = "|".join(value for _, value in sorted({CAMPAIGN_DIMENSION: campaign_id,
-                                                       CRYPTO_DIMENSION: crypto}.items()))
-    return (f"dagster asset materialize -m {DEFS_MODULE} --select {ACQUISITION_ASSETS} "
-            f"--partition {shlex.quote(partition)}")
+def rerun_command(campaign_id: str, cryptos: list[str] | None = None) -> str:
+    """The runbook's clear + rerun: the campaign's acquisitions of those cryptos (or the failed ones),
+    with the campaign's own spec and tags, then its gate — supervised like a launch."""
+    which = f"--cryptos {shlex.quote(','.join(cryptos))}" if cryptos else "--failed"
+    return f"cvn campaign rerun {shlex.quote(campaign_id)} {which}"
 
 
 def gate_command(campaign_id: str) -> str:
@@ -99,10 +94,8 @@ def malformed_blob_alert(*, key: str, check: str, campaign_id: str | None, crypt
     """blobs_intact / cohort_intact failed: scenario B, P1."""
     commands = [blob_inspect_command(key)] if key else []
     commands += [blob_inspect_command(k) for k in (more_keys or [])[:4]]
-    if campaign_id and crypto:
-        commands.append(rematerialize_command(campaign_id, crypto))
-    if campaign_id:
-        commands.append(gate_command(campaign_id))
+    if campaign_id:  # the rerun re-gates: no separate gate command
+        commands.append(rerun_command(campaign_id, [crypto] if crypto else None))
     where = f"campaign {campaign_id}" + (f", crypto {crypto}" if crypto else "") if campaign_id else f"run {run_id}"
     return Alert(
         key=f"check:{check}:{run_id}:{campaign_id}:{crypto}", kind="check_failure", severity=Severity.P1,
@@ -125,9 +118,7 @@ def incomplete_cohort_alert(*, campaign_id: str, missing: list[str], run_id: str
     (``absence_causes``: data, configuration, code), the alert says that cause and its next step.
     """
     cryptos = sorted({crypto_of(key) for key in missing if crypto_of(key)})
-    commands = [blob_ls_command(campaign_id)]
-    commands += [rematerialize_command(campaign_id, crypto) for crypto in cryptos]
-    commands.append(gate_command(campaign_id))
+    commands = [blob_ls_command(campaign_id), rerun_command(campaign_id, cryptos or None)]
     absent = ("\nabsent: " + ", ".join(missing[:10]) + (" …" if len(missing) > 10 else "")) if missing else ""
     explained = absence_causes not in (None, "", "none")
     if explained:
@@ -201,10 +192,8 @@ def run_failure_alert(*, job: str, run_id: str, campaign_id: str | None, crypto:
         commands.append(blob_ls_command(campaign_id))
     if malformed:
         commands += [blob_inspect_command(key) for key in _npz_keys(errors)[:3]]
-    if campaign_id and crypto:
-        commands.append(rematerialize_command(campaign_id, crypto))
-    if in_campaign:
-        commands.append(gate_command(campaign_id))
+    if campaign_id and (crypto or in_campaign):
+        commands.append(rerun_command(campaign_id, [crypto] if crypto else None))
     where = ", ".join(part for part in (f"campaign {campaign_id}" if campaign_id else "",
                                         f"crypto {crypto}" if crypto else "") if part)
     return Alert(
@@ -236,10 +225,8 @@ def stuck_run_alert(*, job: str, run_id: str, campaign_id: str | None, crypto: s
     # No Dagster CLI terminates a run: the UI does (Runs → run → Terminate); in a cluster the pods
     # of the run carry the dagster-k8s label dagster/run-id.
     commands = [f"kubectl get pods -l dagster/run-id={run_id} -o wide"]
-    if campaign_id and crypto:
-        commands.append(rematerialize_command(campaign_id, crypto))
     if campaign_id:
-        commands.append(gate_command(campaign_id))
+        commands.append(rerun_command(campaign_id, [crypto] if crypto else None))
     return Alert(
         key=f"stuck_run:{run_id}", kind="stuck_run", severity=Severity.P1,
         title=f"run stuck: {job} {run_id[:8]} silent for {silent_minutes:.0f} min" + (f" ({where})" if where else ""),
@@ -253,6 +240,41 @@ def stuck_run_alert(*, job: str, run_id: str, campaign_id: str | None, crypto: s
         facts={"job": job, "run_id": run_id, "campaign": campaign_id, "crypto": crypto,
                "silent_minutes": round(silent_minutes, 1)},
         created_at=created_at,
+    )
+
+
+# §9.5 checks by the step a long run is in (the product's step keys: assets of the acquisition and gate).
+LONG_RUN_CHECKS = {
+    "market_candles": ["data fetch: check the exchange API / candle files and the object store connectivity "
+                       f"(`{S3_CHECK_COMMAND}`)"],
+    "s43_predictions": ["HPO: check hpo_trials (50 = normal, > 100 = suspect)",
+                        "backtest: check the number of candles (60 d × 5 min = 17 K = normal)"],
+    "s43_gate": ["gate: pooling the cohort reads every blob — check the object store connectivity "
+                 f"(`{S3_CHECK_COMMAND}`) and the cohort size (`cvn blob ls`)"],
+}
+
+
+def long_run_alert(*, job: str, run_id: str, campaign_id: str | None, crypto: str | None, severity: Severity,
+                   elapsed_seconds: float, p95_seconds: float | None, reason: str, step: str | None,
+                   created_at: datetime) -> Alert:
+    """§9.5: a run still logging but longer than its p95 + 30 % (P3), or than 3 h / p95 + 100 % (P2)."""
+    where = ", ".join(part for part in (f"campaign {campaign_id}" if campaign_id else "",
+                                        f"crypto {crypto}" if crypto else "") if part)
+    base = (step or "").split(".")[0].split("[")[0]
+    checks = ["identify the blocking step (Dagster UI: Runs → run → the step still running)",
+              *LONG_RUN_CHECKS.get(base, [])]
+    commands = [f"kubectl get pods -l dagster/run-id={run_id} -o wide", "cvn state"]
+    return Alert(
+        key=f"long_run:{run_id}:{severity.value}", kind="long_run", severity=severity,
+        title=(f"run too long: {job} {run_id[:8]} running for {elapsed_seconds / 60:.0f} min"
+               + (f" in step {step}" if step else "") + (f" ({where})" if where else "")),
+        text=(f"{reason}. The run is still writing events (a silent one is stuck_run_sensor's). "
+              "Exit criterion (§9.5): duration back under the historical p95."),
+        scenario="manual §9.5 run too long", next_steps=checks, commands=commands,
+        facts={"job": job, "run_id": run_id, "campaign": campaign_id, "crypto": crypto, "step": step,
+               "elapsed_minutes": round(elapsed_seconds / 60, 1),
+               "p95_minutes": round(p95_seconds / 60, 1) if p95_seconds else None},
+        created_at=created_at, family="pipeline",
     )
 
 
@@ -275,13 +297,16 @@ def group_alerts(alerts: list[Alert], limit: int = 10) -> list[Alert]:
         for member in members:
             commands += [c for c in member.commands if c not in commands]
         severity = max((m.severity for m in members), key=lambda s: s.urgency)
+        cryptos = sorted({str(m.facts["crypto"]) for m in members if m.facts.get("crypto")})
         grouped.append(first.model_copy(update={
+            "created_at": max(m.created_at for m in members),
             "key": f"{kind}:{job}:" + ",".join(r[:8] for r in runs[:limit]),
             "severity": severity,
             "title": f"{len(members)} runs of {job} failed with the same cause: {cause}"[:300],
             "text": first.text + "\nruns: " + ", ".join(runs[:limit]) + (" …" if len(runs) > limit else ""),
             "commands": commands[: 2 * limit],
-            "facts": {**first.facts, "runs": len(members), "run_id": ",".join(runs[:limit])},
+            "facts": {**first.facts, "runs": len(members), "run_id": ",".join(runs[:limit]),
+                      "crypto": ",".join(cryptos) or None},
         }))
     return grouped
 

@@ -26,12 +26,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cvn_assets.alerts.alert import Alert
 from cvn_assets.alerts.channels import AlertDispatcher
+from cvn_assets.alerts.incidents import Incident, admit, clear, prune
 from cvn_assets.alerts.messages import (
     crypto_of, group_alerts, incomplete_cohort_alert, malformed_blob_alert, run_failure_alert, stuck_run_alert,
     transport_suspect_alert,
 )
 from cvn_assets.partitions import CAMPAIGN_DIMENSION, CRYPTO_DIMENSION
-from cvn_assets.runs import CAMPAIGN_TAG, CRYPTO_TAG, OUR_JOBS, STAGE_TAG, root_cause
+from cvn_assets.runs import CAMPAIGN_TAG, CRYPTO_TAG, SUPERVISED_JOBS, campaign_scope, current_step, root_cause
 
 # The product's asset and check names (acquisition/assets.py, gate/assets.py).
 S43_PREDICTIONS = "s43_predictions"
@@ -45,6 +46,7 @@ WATCHED_CHECKS = (*sorted(MALFORMED_CHECKS), (S43_GATE, COHORT_COMPLETE))
 RUN_FAILURE_SENSOR = "run_failure_alert_sensor"
 ASSET_CHECK_SENSOR = "asset_check_alert_sensor"
 STUCK_RUN_SENSOR = "stuck_run_sensor"
+RUN_STUCK = "RUN_STUCK"  # the diagnostics code of a stuck run (cvn_state_diagnostics)
 
 
 class PendingAlert(BaseModel):
@@ -63,6 +65,7 @@ class AlertCursor(BaseModel):
     started_at: float
     seen: dict[str, float] = Field(default_factory=dict)
     pending: list[PendingAlert] = Field(default_factory=list)
+    incidents: dict[str, Incident] = Field(default_factory=dict, description="open incidents (incidents.py)")
 
     @classmethod
     def load(cls, cursor: str | None, now: float, initial_lookback_minutes: float) -> "AlertCursor":
@@ -98,6 +101,28 @@ def _deliver(dispatcher: AlertDispatcher, alerts: Sequence[Alert], cursor: Alert
         lines.append(f"[{alert.severity.value}] {alert.title} → {', '.join(report.delivered) or 'no channel'}"
                      + (f" (failed: {', '.join(sorted(report.failed))})" if report.failed else ""))
     return cursor.model_copy(update={"pending": pending[-50:]}), lines
+
+
+def _incidents(alerts: Sequence[Alert], scopes: Sequence[str], resolutions: Sequence[tuple[str, str, float]],
+               cursor: AlertCursor, now: float, alert_channels) -> tuple[list[Alert], AlertCursor, int]:
+    """One incident, one page: what to send of ``alerts`` and of the passes / successes (``resolutions``:
+    incident key, scope, when). Returns the alerts to send, the cursor, and how many were held back."""
+    incidents = dict(cursor.incidents)
+    policy = alert_channels.policy()
+    out: list[Alert] = []
+    held = 0
+    for alert, scope in zip(alerts, scopes, strict=True):
+        sent, incidents = admit(incidents, alert, scope.split(","), now,
+                                policy.repeat_interval(alert.severity).total_seconds())
+        if sent is None:
+            held += 1
+        else:
+            out.append(sent)
+    for key, scope, at in sorted(resolutions, key=lambda r: r[2]):
+        resolved, incidents = clear(incidents, key, scope, at, datetime.now(UTC))
+        if resolved is not None:
+            out.append(resolved)
+    return out, cursor.model_copy(update={"incidents": prune(incidents, now)}), held
 
 
 def _prune(seen: dict[str, float], horizon: float) -> dict[str, float]:
@@ -146,7 +171,7 @@ def _failed_by_malformed_check(instance: dg.DagsterInstance, run_id: str) -> boo
 
 
 def build_run_failure_sensor(
-    jobs: Sequence[str] = OUR_JOBS,
+    jobs: Sequence[str] = SUPERVISED_JOBS,
     *,
     name: str = RUN_FAILURE_SENSOR,
     minimum_interval_seconds: int = 30,
@@ -178,25 +203,41 @@ def build_run_failure_sensor(
             if _failed_by_malformed_check(context.instance, run.run_id):
                 deferred += 1  # asset_check_alert_sensor tells this one, with scenario B
                 continue
+            campaign_id, crypto, stage = campaign_scope(run.tags)
             alerts.append(run_failure_alert(
-                job=run.job_name, run_id=run.run_id, campaign_id=run.tags.get(CAMPAIGN_TAG),
-                crypto=run.tags.get(CRYPTO_TAG), stage=run.tags.get(STAGE_TAG),
-                errors=_step_errors(context.instance, run.run_id), created_at=datetime.now(UTC),
+                job=run.job_name, run_id=run.run_id, campaign_id=campaign_id, crypto=crypto, stage=stage,
+                errors=_step_errors(context.instance, run.run_id),
+                created_at=datetime.fromtimestamp(record.end_time or record.update_timestamp.timestamp(), UTC),
             ))
+        grouped = group_alerts(alerts)
+        successes = []
+        for job in jobs:
+            for record in instance_runs(context.instance, job, horizon, dg.DagsterRunStatus.SUCCESS):
+                campaign_id, crypto, _ = campaign_scope(record.dagster_run.tags)
+                successes.append((f"incident:run:{job}:{campaign_id or '-'}", crypto or "",
+                                  record.end_time or record.update_timestamp.timestamp()))
+        to_send, cursor, held = _incidents(grouped, [str(a.facts.get("crypto") or "") for a in grouped], successes,
+                                           cursor, now, context.resources.alert_channels)
         dispatcher = context.resources.alert_channels.dispatcher(context.log)
         cursor = cursor.model_copy(update={"seen": _prune(seen, horizon)})
-        cursor, lines = _deliver(dispatcher, group_alerts(alerts), cursor, now, lookback_hours)
+        cursor, lines = _deliver(dispatcher, to_send, cursor, now, lookback_hours)
         if deferred:
             lines.append(f"{deferred} failed run(s) left to {ASSET_CHECK_SENSOR} (malformed blob)")
+        if held:
+            lines.append(f"{held} failure(s) counted in an open incident (not paged again before its repeat interval)")
         return _result(cursor, lines, f"no new failed run of {', '.join(jobs)}")
 
     return run_failure_alert_sensor
 
 
 def instance_failures(instance: dg.DagsterInstance, job: str, horizon: float) -> list[dg.RunRecord]:
+    return instance_runs(instance, job, horizon, dg.DagsterRunStatus.FAILURE)
+
+
+def instance_runs(instance: dg.DagsterInstance, job: str, horizon: float,
+                  status: dg.DagsterRunStatus) -> list[dg.RunRecord]:
     return list(instance.get_run_records(filters=dg.RunsFilter(
-        job_name=job, statuses=[dg.DagsterRunStatus.FAILURE],
-        updated_after=datetime.fromtimestamp(horizon, UTC))))
+        job_name=job, statuses=[status], updated_after=datetime.fromtimestamp(horizon, UTC))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,20 +272,33 @@ def _first_problem(problems: str) -> tuple[str, str, list[str]]:
 
 
 def transport_alerts(instance: dg.DagsterInstance, cursor: AlertCursor, now: float, lookback_hours: float,
-                     created_at: datetime) -> tuple[list[Alert], dict[str, float]]:
-    """New alerts from failed transport checks and transport-suspect gates, and what they cover."""
+                     created_at: datetime) -> tuple[list[Alert], dict[str, float], list[tuple[str, str, float]]]:
+    """New alerts from failed transport checks and transport-suspect gates, what they cover, and the
+    passes since (incident key, partition, when) that may resolve an open incident.
+
+    Each alert carries its ``partition`` fact and the time of its failure as ``created_at``.
+    """
     horizon = cursor.horizon(now, lookback_hours)
     seen = dict(cursor.seen)
     storage = instance.event_log_storage
-    failures: list[tuple[str, str, object, str]] = []  # (identity, run_id, evaluation, partition)
+    failures: list[tuple[str, str, object, str, float]] = []  # (identity, run_id, evaluation, partition, at)
+    passes: list[tuple[str, str, float]] = []
     for asset, check_name in WATCHED_CHECKS:
         key = dg.AssetCheckKey(dg.AssetKey(asset), check_name)
         for record in storage.get_asset_check_execution_history(key, limit=200):
-            if record.status.value != "FAILED" or record.event is None or record.event.timestamp < horizon or f"check:{record.id}" in seen:
+            if record.event is None or record.event.timestamp < horizon:
                 continue
             evaluation = record.event.dagster_event.event_specific_data
-            failures.append((f"check:{record.id}", record.run_id, evaluation,
-                             getattr(evaluation, "partition", None) or record.partition or ""))
+            partition = getattr(evaluation, "partition", None) or record.partition or ""
+            if record.status.value == "SUCCEEDED":
+                campaign = _split_partition(partition)[0] or _run_tag(instance, record.run_id, CAMPAIGN_TAG)
+                passes.append((f"incident:check:{check_name}:{campaign}", partition, record.event.timestamp))
+                if check_name == COHORT_COMPLETE:
+                    passes.append((f"incident:check:transport:{campaign}", partition, record.event.timestamp))
+                continue
+            if record.status.value != "FAILED" or f"check:{record.id}" in seen:
+                continue
+            failures.append((f"check:{record.id}", record.run_id, evaluation, partition, record.event.timestamp))
     suspect_runs: dict[str, tuple[str, int | None]] = {}
     for record in instance.fetch_materializations(dg.AssetKey(S43_GATE), limit=200).records:
         identity = f"gate:{record.storage_id}"
@@ -255,21 +309,22 @@ def transport_alerts(instance: dg.DagsterInstance, cursor: AlertCursor, now: flo
         seen[identity] = now
         if _value(metadata, "transport_suspect") is True:
             absent = _value(metadata, "absent_blobs")
-            suspect_runs[record.run_id] = (record.partition_key or "", int(absent) if absent is not None else None)
-    for identity, run_id, evaluation, partition in failures:
+            suspect_runs[record.run_id] = (record.partition_key or "", int(absent) if absent is not None else None,
+                                           record.timestamp)
+    for identity, run_id, evaluation, partition, at in failures:
         if evaluation.check_name == COHORT_COMPLETE and _value(evaluation.metadata, "transport_suspect") is True:
-            suspect_runs.setdefault(run_id, (partition, _value(evaluation.metadata, "absent")))
+            suspect_runs.setdefault(run_id, (partition, _value(evaluation.metadata, "absent"), at))
 
     alerts: list[Alert] = []
     told_suspect: set[str] = {key.split(":", 1)[1] for key in seen if key.startswith("suspect:")}
-    for run_id, (partition, absent) in sorted(suspect_runs.items()):
+    for run_id, (partition, absent, at) in sorted(suspect_runs.items()):
         seen[f"suspect:{run_id}"] = now
         if run_id in told_suspect:
             continue
         campaign_id = _split_partition(partition)[0] or _run_tag(instance, run_id, CAMPAIGN_TAG) or "unknown"
-        alerts.append(transport_suspect_alert(campaign_id=campaign_id, absent=absent, run_id=run_id,
-                                              created_at=created_at))
-    for identity, run_id, evaluation, partition in failures:
+        alerts.append(_at(transport_suspect_alert(campaign_id=campaign_id, absent=absent, run_id=run_id,
+                                                  created_at=created_at), partition, at))
+    for identity, run_id, evaluation, partition, at in failures:
         seen[identity] = now
         campaign_id, crypto = _split_partition(partition or _run_tag(instance, run_id, "dagster/partition"))
         campaign_id = campaign_id or _run_tag(instance, run_id, CAMPAIGN_TAG)
@@ -279,20 +334,27 @@ def transport_alerts(instance: dg.DagsterInstance, cursor: AlertCursor, now: flo
             if run_id in suspect_runs:
                 continue  # every blob absent: scenario C above, not N scenario A's
             missing = _value(metadata, "missing") or []
-            alerts.append(incomplete_cohort_alert(
+            alert = incomplete_cohort_alert(
                 campaign_id=campaign_id or "unknown", missing=list(missing), run_id=run_id, created_at=created_at,
-                absence_causes=_value(metadata, "absence_causes"), next_step=_value(metadata, "next_step")))
+                absence_causes=_value(metadata, "absence_causes"), next_step=_value(metadata, "next_step"))
         elif evaluation.check_name == BLOBS_INTACT:
             key, error, others = _first_problem(str(_value(metadata, "problems") or ""))
-            alerts.append(malformed_blob_alert(key=key, check=BLOBS_INTACT, campaign_id=campaign_id, crypto=crypto,
-                                               run_id=run_id, error=error, created_at=created_at, more_keys=others))
+            alert = malformed_blob_alert(key=key, check=BLOBS_INTACT, campaign_id=campaign_id, crypto=crypto,
+                                         run_id=run_id, error=error, created_at=created_at, more_keys=others)
         else:
             key = str(_value(metadata, "key") or "")
-            alerts.append(malformed_blob_alert(
+            alert = malformed_blob_alert(
                 key=key, check=evaluation.check_name, campaign_id=campaign_id, crypto=crypto_of(key) if key else crypto,
                 run_id=run_id, error=str(_value(metadata, "error") or evaluation.description or "check failed"),
-                created_at=created_at))
-    return alerts, _prune(seen, horizon)
+                created_at=created_at)
+        alerts.append(_at(alert, partition, at))
+    return alerts, _prune(seen, horizon), passes
+
+
+def _at(alert: Alert, partition: str, at: float) -> Alert:
+    """The alert as of its failure: its partition (the incident's scope) and the failure's time."""
+    return alert.model_copy(update={"facts": {**alert.facts, "partition": partition},
+                                    "created_at": datetime.fromtimestamp(at, UTC)})
 
 
 def _run_tag(instance: dg.DagsterInstance, run_id: str, tag: str) -> str | None:
@@ -315,9 +377,15 @@ def build_asset_check_sensor(
     def asset_check_alert_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         now = time.time()
         cursor = AlertCursor.load(context.cursor, now, initial_lookback_minutes)
-        alerts, seen = transport_alerts(context.instance, cursor, now, lookback_hours, datetime.now(UTC))
+        alerts, seen, passes = transport_alerts(context.instance, cursor, now, lookback_hours, datetime.now(UTC))
+        to_send, cursor, held = _incidents(alerts, [str(a.facts.get("partition") or "") for a in alerts], passes,
+                                           cursor.model_copy(update={"seen": seen}), now,
+                                           context.resources.alert_channels)
         dispatcher = context.resources.alert_channels.dispatcher(context.log)
-        cursor, lines = _deliver(dispatcher, alerts, cursor.model_copy(update={"seen": seen}), now, lookback_hours)
+        cursor, lines = _deliver(dispatcher, to_send, cursor, now, lookback_hours)
+        if held:
+            lines.append(f"{held} failed check(s) counted in an open incident (not paged again before its "
+                         "repeat interval)")
         return _result(cursor, lines, "no new failed transport check")
 
     return asset_check_alert_sensor
@@ -349,7 +417,7 @@ def silent_runs(instance: dg.DagsterInstance, jobs: Iterable[str], silent_after_
 
 
 def build_stuck_run_sensor(
-    jobs: Sequence[str] = OUR_JOBS,
+    jobs: Sequence[str] = SUPERVISED_JOBS,
     *,
     silent_minutes: float = 15.0,
     name: str = STUCK_RUN_SENSOR,
@@ -359,7 +427,7 @@ def build_stuck_run_sensor(
     jobs = tuple(jobs)
 
     @dg.sensor(name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status,
-               required_resource_keys={"alert_channels"},
+               required_resource_keys={"alert_channels", "diagnostics"},
                description=(f"Alerts once per run of {', '.join(jobs)} that is STARTED but has written no event "
                             f"for {silent_minutes:g} minutes (manual §17.5)."))
     def stuck_run_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
@@ -374,9 +442,15 @@ def build_stuck_run_sensor(
             if identity in seen:
                 continue
             seen[identity] = now
-            alerts.append(stuck_run_alert(job=run.job_name, run_id=run.run_id, campaign_id=run.tags.get(CAMPAIGN_TAG),
-                                          crypto=run.tags.get(CRYPTO_TAG), silent_minutes=seconds / 60,
+            campaign_id, crypto, _ = campaign_scope(run.tags)
+            alerts.append(stuck_run_alert(job=run.job_name, run_id=run.run_id, campaign_id=campaign_id,
+                                          crypto=crypto, silent_minutes=seconds / 60,
                                           last_event=what, created_at=datetime.now(UTC)))
+            # Pipeline Health's "stuck and long runs" (cvn_state_diagnostics)
+            context.resources.diagnostics.store().record_run_anomaly(
+                detected_at=alerts[-1].created_at, code=RUN_STUCK, severity=alerts[-1].severity.value,
+                reason=alerts[-1].text.split(":")[0], run_id=run.run_id, job=run.job_name, campaign_id=campaign_id,
+                step=current_step(context.instance, run.run_id), seconds=seconds, values={"last_event": what})
         dispatcher = context.resources.alert_channels.dispatcher(context.log)
         cursor, lines = _deliver(dispatcher, alerts, cursor.model_copy(update={"seen": seen}), now, 24.0)
         return _result(cursor, lines, f"{len(started)} run(s) started, none newly silent for {silent_minutes:g} min")

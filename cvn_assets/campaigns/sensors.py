@@ -4,7 +4,10 @@
 - every crypto's latest acquisition run finished (success, failure or cancel) and no gate run
   since the last of them ended → the gate run. Failed acquisitions count as finished: the gate
   then says INCONCLUSIVE_TOOLING for them (runbook scenario A) instead of waiting forever; an
-  operator re-running one acquisition gets a fresh gate when it ends.
+  operator re-running one acquisition gets a fresh gate when it ends;
+- a rerun of a campaign's partitions from the asset page (``__ASSET_JOB``, no campaign tag) is
+  recognised by its partition keys and tagged as that campaign's acquisition (or gate), so it is
+  supervised like any campaign run (alerts, success rate) and re-gated as above.
 
 Run keys make every request idempotent across ticks and restarts.
 """
@@ -17,7 +20,8 @@ import dagster as dg
 from cvn_assets.campaigns.jobs import s43_acquire_job, s43_gate_job
 from cvn_assets.partitions import acquisition_partition_key
 from cvn_assets.runs import (
-    CAMPAIGN_TAG, CRYPTO_TAG, FINISHED, LAUNCH_JOB, STAGE_TAG, acquisition_tags, campaign_runs, gate_tags,
+    ASSET_JOB, CAMPAIGN_TAG, CRYPTO_TAG, FINISHED, LAUNCH_JOB, RERUN_TAG, STAGE_TAG, acquisition_tags,
+    campaign_runs, campaign_scope, gate_tags,
 )
 from cvn_assets.storage.manifests import CampaignNotRegistered, read_manifest
 from cvn_assets.storage.resources import ObjectStoreResource
@@ -46,6 +50,31 @@ def acquisition_requests(instance: dg.DagsterInstance, store, prefix: str) -> li
                 tags=acquisition_tags(campaign_id, crypto),
             ))
     return requests
+
+
+def adopt_asset_page_runs(instance: dg.DagsterInstance, store, prefix: str) -> list[str]:
+    """Tag the asset page's reruns of a registered campaign's partitions as that campaign's runs."""
+    adopted = []
+    for record in _recent(instance, job_name=ASSET_JOB):
+        run = record.dagster_run
+        if run.tags.get(CAMPAIGN_TAG):
+            continue
+        campaign_id, crypto, stage = campaign_scope(run.tags)
+        if campaign_id is None:
+            continue
+        try:
+            spec = read_manifest(store, prefix, campaign_id).spec
+        except CampaignNotRegistered:
+            continue
+        if stage == "acquire" and crypto in spec.cryptos:
+            tags = acquisition_tags(campaign_id, crypto)
+        elif stage == "gate":
+            tags = gate_tags(campaign_id)
+        else:
+            continue
+        instance.add_run_tags(run.run_id, {**tags, RERUN_TAG: "ui"})
+        adopted.append(f"{campaign_id}/{crypto or 'gate'}")
+    return adopted
 
 
 def gate_requests(instance: dg.DagsterInstance, store, prefix: str) -> tuple[list[dg.RunRequest], list[str]]:
@@ -81,10 +110,14 @@ def gate_requests(instance: dg.DagsterInstance, store, prefix: str) -> tuple[lis
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     jobs=[s43_acquire_job, s43_gate_job],
-    description="Launches a campaign's acquisitions after launch_discovery, and its gate once all have finished.",
+    description=("Launches a campaign's acquisitions after launch_discovery, and its gate once all have finished; "
+                 "recognises reruns from the asset page by their partition keys."),
 )
 def campaign_sensor(context: dg.SensorEvaluationContext, object_store: ObjectStoreResource):
     store, prefix = object_store.store(), object_store.prefix
+    adopted = adopt_asset_page_runs(context.instance, store, prefix)
+    if adopted:
+        context.log.info(f"asset-page reruns recognised as campaign runs: {', '.join(adopted)}")
     requests = acquisition_requests(context.instance, store, prefix)
     gates, waiting = gate_requests(context.instance, store, prefix)
     requests += gates

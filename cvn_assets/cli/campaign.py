@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from pydantic import ValidationError
@@ -26,6 +27,9 @@ from cvn_assets.cli.common import (
 from cvn_assets.cli.gate import gate_and_report, render_report
 from cvn_assets.contracts.campaign import CampaignSpec, new_campaign_id
 from cvn_assets.contracts.timeframes import DEFAULT_TIMEFRAME, TIMEFRAMES
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 def check_configuration() -> None:
@@ -112,6 +116,13 @@ def launch_command(group: str, campaign_id: str | None, workers: int | None, as_
     progress(f"campaign {spec.campaign_id}: {len(manifest.expected)} blobs expected "
              f"({len(cryptos)} cryptos × {spec.folds} folds × {len(spec.families)} families) on {store.describe()}, "
              f"{workers} acquisition worker{'s' if workers > 1 else ''}")
+    acquire_then_gate(spec.campaign_id, cryptos, workers, as_json, instance, extra={"acquisition_workers": workers})
+
+
+def acquire_then_gate(campaign_id: str, cryptos: list[str], workers: int, as_json: bool,
+                      instance: dg.DagsterInstance | None = None, extra: dict[str, object] | None = None) -> None:
+    """Run the acquisitions of ``cryptos`` through Dagster (on ``instance`` when the caller has one
+    open), then the gate; print the verdict (launch, rerun)."""
     started = time.monotonic()
     done = 0
 
@@ -124,12 +135,12 @@ def launch_command(group: str, campaign_id: str | None, workers: int | None, as_
     if workers > 1:
         progress(f"  starting {workers} acquisition workers (each loads the Dagster definitions) …")
     with heartbeat(f"acquisitions running, {len(cryptos)} crypto(s)"):
-        acquisitions = run_acquisitions(spec.campaign_id, cryptos, workers, on_done, instance, verbose())
+        acquisitions = run_acquisitions(campaign_id, cryptos, workers, on_done, instance, verbose())
     progress(f"acquisitions finished in {time.monotonic() - started:.1f} s; gating …")
-    gate_outcome, report = gate_and_report(spec.campaign_id, instance)
+    gate_outcome, report = gate_and_report(campaign_id, instance)
     progress(f"campaign finished in {time.monotonic() - started:.1f} s")
     if as_json:
-        emit_json({**report.model_dump(mode="json"), "gate_run_id": gate_outcome.run_id, "acquisition_workers": workers,
+        emit_json({**report.model_dump(mode="json"), **(extra or {}), "gate_run_id": gate_outcome.run_id,
                    "acquisition_runs": {o.label: {"run_id": o.run_id, "success": o.success, "errors": o.errors}
                                         for o in acquisitions}})
     else:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from cvn_assets.alerts.messages import rerun_command
 from cvn_assets.campaigns.runner import RunOutcome, read_report, run_gate
 from cvn_assets.cli.common import (
     EXIT_ERROR,
@@ -39,6 +40,9 @@ def render_report(report: GateReport) -> str:
     for entry in report.cohort:
         if entry.status == "absent":
             lines.append(f"  absent {entry.key}" + (f" — {entry.reason}" if entry.reason else ""))
+    if any(entry.status == "absent" for entry in report.cohort) and not report.transport_suspect:
+        lines.append(f"re-run the absent acquisitions, then the gate (runbook scenario A): "
+                     f"{rerun_command(report.campaign_id)}")
     for crypto, verdict in sorted((report.cryptos or {}).items()):
         mark = "candidate" if verdict.candidate else "rejected"
         signals = verdict.signals
@@ -64,8 +68,9 @@ def gate_and_report(campaign_id: str, instance: dg.DagsterInstance | None = None
         outcome = run_gate(campaign_id, instance, verbose())
     if not outcome.success:
         malformed = any("s43 npz" in error for error in outcome.errors)
-        scenario = ("runbook scenario B: `cvn blob inspect KEY`, fix the producer, re-run the acquisition"
-                    if malformed else "runbook scenario C: `cvn s3 check`, then re-run the gate")
+        scenario = (f"runbook scenario B: `cvn blob inspect KEY`, fix the producer, then "
+                    f"`{rerun_command(campaign_id, ['CRYPTO'])}`" if malformed
+                    else f"runbook scenario C: `cvn s3 check`, then `cvn gate --campaign {campaign_id}`")
         fail(f"gate run {outcome.run_id} of campaign {campaign_id} failed:\n  " + "\n  ".join(outcome.errors)
              + f"\n  ({scenario}; the run's full logs: `cvn -v gate --campaign {campaign_id}` or the Dagster UI, "
              f"run {outcome.run_id})", EXIT_ERROR)

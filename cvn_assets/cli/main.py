@@ -21,7 +21,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 # Adding a command is one line here; test_cli_startup checks each line's help against the command's.
 COMMANDS: dict[str, tuple[str, str]] = {
     "blob": ("cvn_assets.cli.blob:blob_group", "Prediction blobs of the s43 transport."),
-    "campaign": ("cvn_assets.cli.campaign:campaign_group", "Discovery campaigns (manual §6.2)."),
+    "campaign": ("cvn_assets.cli.campaign_rerun:campaign_group",  # the group with `rerun` added
+                 "Discovery campaigns (manual §6.2): launch, rerun."),
     "gate": ("cvn_assets.cli.gate:gate_command", "Re-read the expected cohort of a campaign and print its verdict."),
     "lifecycle": ("cvn_assets.cli.lifecycle:lifecycle_group",
                   "Retention of the transport prefix: the S3 lifecycle rule (show, plan, apply, verify) or the "

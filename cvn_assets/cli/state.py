@@ -54,6 +54,7 @@ def state_command(as_json: bool, notify: bool) -> None:
     """
     from cvn_assets.alerts.channels import ChannelConfigError
     from cvn_assets.campaigns.runner import quiet_libraries
+    from cvn_assets.alerts.routing import RoutingConfigError
     from cvn_assets.alerts.resources import AlertChannelsResource
     from cvn_assets.state.check import StateRecorder, default_sources, run_state_check
     from cvn_assets.state.report import render_report, report_json
@@ -82,15 +83,19 @@ def state_command(as_json: bool, notify: bool) -> None:
             try:
                 outcome, errors = evaluate_and_notify(instance, diagnostics, channels, logger,
                                                       settings=settings, source="cvn state --notify")
-            except ChannelConfigError as exc:
+            except (ChannelConfigError, RoutingConfigError) as exc:
                 fail(str(exc), EXIT_USAGE)
             for error in errors:
                 logger.warning(f"state recorded without the diagnostics table: {error}")
         else:
             memory = StateRecorder(instance=instance, store=store).load(None)
+            try:
+                routing = AlertChannelsResource().routing()
+            except RoutingConfigError as exc:
+                fail(str(exc), EXIT_USAGE)
             outcome = run_state_check(sources=default_sources(instance, store, os.environ, store_error),
                                       settings=settings, now=datetime.now(UTC), memory=memory, logger=logger,
-                                      notify=False)
+                                      notify=False, routing=routing)
     if as_json:
         emit_json(report_json(outcome))
     else:

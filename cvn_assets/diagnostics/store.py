@@ -22,7 +22,8 @@ from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 from cvn_assets.diagnostics.tables import (
-    SIGNAL_FLOATS, SIGNAL_INTEGERS, alert_claims, crypto_signals, gate_verdicts, global_state,
+    SIGNAL_FLOATS, SIGNAL_INTEGERS, alert_claims, crypto_signals, gate_verdicts, global_state, pipeline_latency,
+    state_diagnostics,
 )
 from cvn_assets.gate.report import GateReport
 
@@ -191,12 +192,81 @@ class DiagnosticsStore:
         return list(latest.values())
 
     def record_global_state(self, evaluated_at: datetime, state: str, previous_state: str | None,
-                            rules: Sequence[Mapping[str, Any]], signals: Mapping[str, Any]) -> None:
+                            rules: Sequence[Mapping[str, Any]], signals: Mapping[str, Any], *,
+                            source: str | None = None, unknown: Sequence[Mapping[str, Any]] = (),
+                            columns: Mapping[str, float | int | None] | None = None,
+                            routing: Sequence[Mapping[str, Any]] = (),
+                            latency: Sequence[Mapping[str, Any]] = (),
+                            diagnostics: Sequence[Mapping[str, Any]] = ()) -> int:
+        """One evaluation of the global state, its per-job latency and its §7 codes, in one transaction.
+
+        ``columns``: the §2 signals as numbers (columns of ``cvn_global_state``); returns the row id.
+        """
+        columns = dict(columns or {})
+        unexpected = sorted(set(columns) - set(global_state.c.keys()))
+        if unexpected:
+            raise ValueError(f"cvn_global_state: unexpected column(s) {unexpected}; "
+                             f"expected some of {sorted(global_state.c.keys())}")
+        moment = _utc(evaluated_at)
         with self.engine.begin() as connection:
-            connection.execute(sa.insert(global_state), [{
-                "evaluated_at": _utc(evaluated_at), "state": state, "previous_state": previous_state,
+            result = connection.execute(sa.insert(global_state), [{
+                **columns,
+                "evaluated_at": moment, "state": state, "previous_state": previous_state,
                 "rules": json.dumps(list(rules), default=str), "signals": json.dumps(dict(signals), default=str),
+                "source": source, "unknown": json.dumps(list(unknown), default=str),
+                "rules_fired": len(rules), "unknown_count": len(unknown),
+                "routing": json.dumps(list(routing), default=str),
             }])
+            row_id = int(result.inserted_primary_key[0])
+            if latency:
+                connection.execute(sa.insert(pipeline_latency), [
+                    {**row, "global_state_id": row_id, "evaluated_at": moment} for row in latency])
+            if diagnostics:
+                connection.execute(sa.insert(state_diagnostics), [
+                    {**row, "values": json.dumps(dict(row.get("values", {})), default=str),
+                     "global_state_id": row_id, "evaluated_at": moment, "state": state} for row in diagnostics])
+        return row_id
+
+    def record_run_anomaly(self, *, detected_at: datetime, code: str, severity: str, reason: str, run_id: str,
+                           job: str, campaign_id: str | None, step: str | None, seconds: float,
+                           values: Mapping[str, Any]) -> None:
+        """A run anomaly (RUN_TOO_LONG, RUN_STUCK) as a diagnostics row (Pipeline Health's long runs)."""
+        with self.engine.begin() as connection:
+            connection.execute(sa.insert(state_diagnostics), [{
+                "evaluated_at": _utc(detected_at), "code": code, "severity": severity, "reason": reason,
+                "run_id": run_id, "job": job, "campaign_id": campaign_id, "step": step, "seconds": seconds,
+                "values": json.dumps(dict(values), default=str),
+            }])
+
+    def global_state_history(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest evaluations, newest first, each with its §7 codes."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(global_state).order_by(
+                global_state.c.evaluated_at.desc(), global_state.c.id.desc()).limit(limit)).mappings().all()
+            ids = [row["id"] for row in rows]
+            codes: dict[int, list[str]] = {}
+            if ids:
+                for row in connection.execute(sa.select(state_diagnostics.c.global_state_id, state_diagnostics.c.code)
+                                              .where(state_diagnostics.c.global_state_id.in_(ids))):
+                    codes.setdefault(row.global_state_id, []).append(row.code)
+        return [{**_row(row), "rules": json.loads(row["rules"]), "signals": json.loads(row["signals"]),
+                 "unknown": json.loads(row["unknown"]) if row["unknown"] else [],
+                 "routing": json.loads(row["routing"]) if row["routing"] else [],
+                 "codes": sorted(codes.get(row["id"], []))} for row in rows]
+
+    def state_diagnostics(self, code: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(state_diagnostics).order_by(state_diagnostics.c.id)
+        if code is not None:
+            query = query.where(state_diagnostics.c.code == code)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        return [{**_row(row), "values": json.loads(row["values"])} for row in rows]
+
+    def latency_rows(self, global_state_id: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(pipeline_latency).where(
+                pipeline_latency.c.global_state_id == global_state_id).order_by(pipeline_latency.c.job)).mappings().all()
+        return [_row(row) for row in rows]
 
     def claim_alert(self, claim_key: str, kind: str, state: str, claimed_by: str,
                     at: datetime) -> tuple[bool, datetime]:

@@ -60,6 +60,48 @@ global_state = sa.Table(
     sa.Column("previous_state", sa.String(8), nullable=True),
     sa.Column("rules", sa.Text, nullable=False),
     sa.Column("signals", sa.Text, nullable=False),
+    # 0003: one row per evaluation, with who evaluated, what was unknown and each §2 signal as a column
+    *(sa.Column(name, kind, nullable=True) for name, kind in (
+        ("source", sa.String(64)), ("unknown", sa.Text), ("rules_fired", sa.Integer),
+        ("unknown_count", sa.Integer), ("routing", sa.Text))),
+    *(sa.Column(name, sa.Float, nullable=True) for name in (
+        "success_rate", "latency_ratio", "disk_percent", "memory_percent", "cpu_percent",
+        "model_freshness_days")),
+    *(sa.Column(name, sa.Integer, nullable=True) for name in (
+        "oom_kills", "pods_down", "restarts", "challenger_count", "queued_runs", "started_runs")),
+)
+
+# Per-job latency of each evaluation (§2 pipeline_latency, §9.5): Pipeline Health's duration vs p95.
+pipeline_latency = sa.Table(
+    "cvn_pipeline_latency", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("global_state_id", sa.Integer, nullable=False, index=True),
+    sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("job", sa.String(128), nullable=False),
+    sa.Column("seconds", sa.Float, nullable=True),
+    sa.Column("p95_seconds", sa.Float, nullable=True),
+    sa.Column("ratio", sa.Float, nullable=True),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+# §7 diagnostic codes of the platform (PIPELINE_DEGRADED, INFRA_SATURATED), with the evaluation
+# (cvn_global_state.id) that found them; run anomalies (RUN_TOO_LONG) from the run sensors.
+state_diagnostics = sa.Table(
+    "cvn_state_diagnostics", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("global_state_id", sa.Integer, nullable=True, index=True),
+    sa.Column("evaluated_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("code", sa.String(32), nullable=False),
+    sa.Column("severity", sa.String(2), nullable=False),
+    sa.Column("state", sa.String(8), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("job", sa.String(128), nullable=True),
+    sa.Column("campaign_id", sa.String(63), nullable=True),
+    sa.Column("step", sa.String(256), nullable=True),
+    sa.Column("seconds", sa.Float, nullable=True),
+    sa.Column("values", sa.Text, nullable=False),
 )
 
 # One row per notification decided (a transition, a repeat, a retry), keyed by what the deciding

@@ -64,8 +64,8 @@ def _absence_summary(cohort: Cohort) -> str:
     cryptos = sorted({entry.ref.crypto for entry in absent})
     return (
         f"INCONCLUSIVE_TOOLING: {len(absent)} of {len(cohort.entries)} expected blobs absent "
-        f"({', '.join(cryptos)}); no metric pooled (runbook scenario A: re-run those acquisitions, "
-        f"then `cvn gate --campaign {cohort.campaign_id}`)"
+        f"({', '.join(cryptos)}); no metric pooled (runbook scenario A: re-run those acquisitions and the gate: "
+        f"`cvn campaign rerun {cohort.campaign_id} --cryptos {','.join(cryptos)}`)"
     )
 
 

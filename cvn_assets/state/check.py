@@ -26,15 +26,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import dagster as dg
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cvn_assets.alerts.channels import AlertDispatcher
+from cvn_assets.alerts.routing import RoutingTable, family_of
 from cvn_assets.alerts.messages import state_alert
 from cvn_assets.alerts.policy import (
     AlertMemory, AlertPolicy, Decision, NotificationKind, decide, newest, remember_evaluation,
     remember_notification, remember_retry,
 )
 from cvn_assets.events import Event, log_event
+from cvn_assets.state.history import latency_rows, platform_diagnostics, rule_routing, run_backlog, state_columns
 from cvn_assets.state.recording import memory_from_row, observation, signals_summary, stored_memory
 from cvn_assets.state.rules import StateEvaluation, evaluate_state
 from cvn_assets.state.settings import StateSettings
@@ -57,6 +59,10 @@ class CheckOutcome(BaseModel):
     failed: dict[str, str]
     recorded: bool
     memory: AlertMemory
+    routing: list[dict[str, Any]] = Field(default_factory=list, description="per fired rule: role and channels")
+    alert_routing: dict[str, Any] | None = Field(default=None, description="the state alert's route (sent or due)")
+    diagnostics: list[dict[str, Any]] = Field(default_factory=list, description="§7 platform codes found")
+    history_id: int | None = Field(default=None, description="the cvn_global_state row of this evaluation")
 
 
 @dataclass
@@ -76,17 +82,28 @@ class StateRecorder:
             memory = memory_from_row(row) or memory
         return memory
 
-    def record(self, evaluation: StateEvaluation, previous: Any, signals: GoldenSignals, rows: list[SignalRow],
+    def record(self, evaluation: StateEvaluation, previous: Any, rows: list[SignalRow],
                memory: AlertMemory, decision: Decision | None) -> None:
+        """The ``global_state`` observation (on change, notification or interval)."""
         self.instance.report_runless_asset_event(
             observation(evaluation, previous, rows, memory, decision, self.source))
-        if self.store is not None:
-            self._try("write cvn_global_state", lambda: self.store.record_global_state(
-                evaluated_at=evaluation.evaluated_at, state=evaluation.state.value,
-                previous_state=previous.value if previous else None,
-                rules=[rule.model_dump(mode="json") for rule in evaluation.rules],
-                signals=signals_summary(signals, rows),
-            ))
+
+    def record_history(self, evaluation: StateEvaluation, previous: Any, signals: GoldenSignals,
+                       rows: list[SignalRow], settings: StateSettings, routing: list[dict[str, Any]],
+                       diagnostics: list[dict[str, Any]]) -> int | None:
+        """Every evaluation: one ``cvn_global_state`` row, its latency rows and its §7 codes."""
+        if self.store is None:
+            return None
+        queued, started = run_backlog(self.instance, settings.jobs)
+        return self._try("write cvn_global_state", lambda: self.store.record_global_state(
+            evaluated_at=evaluation.evaluated_at, state=evaluation.state.value,
+            previous_state=previous.value if previous else None,
+            rules=[rule.model_dump(mode="json") for rule in evaluation.rules],
+            signals=signals_summary(signals, rows), source=self.source,
+            unknown=[u.model_dump(mode="json") for u in evaluation.unknown],
+            columns=state_columns(signals, queued_runs=queued, started_runs=started),
+            routing=routing, latency=latency_rows(signals, rows), diagnostics=diagnostics,
+        ))
 
     def claim(self, key: str, kind: str, state: str, now: datetime) -> tuple[bool, datetime]:
         """Whether this evaluator may send the notification ``key``; if not, when the winner claimed it."""
@@ -135,12 +152,16 @@ def run_state_check(
     dispatcher: AlertDispatcher | None = None,
     policy: AlertPolicy | None = None,
     recorder: StateRecorder | None = None,
+    routing: RoutingTable | None = None,
 ) -> CheckOutcome:
-    """Evaluate; with ``notify``, apply the policy and send; with a recorder, record when due."""
+    """Evaluate; with ``notify``, apply the policy and send; with a recorder, record (history: always)."""
     policy = policy or AlertPolicy()
+    routing = routing or (dispatcher.routing if dispatcher is not None else RoutingTable())
     signals = collect_signals(sources, settings, now)
     evaluation = evaluate_state(signals, settings, memory.rule_states)
     rows = signal_table(signals, settings)
+    rules_routing = rule_routing(evaluation, routing)
+    diagnostics = platform_diagnostics(evaluation, signals, settings)
     previous = memory.state
     changed = previous != evaluation.state or set(memory.rule_states) != set(evaluation.rule_states)
     # A change is an event only where it is remembered (the sensor, `cvn state --notify`): a read-only
@@ -152,6 +173,12 @@ def run_state_check(
                   rules=[rule.id for rule in evaluation.rules], unknown=len(evaluation.unknown))
     new_memory = remember_evaluation(memory, evaluation, now)
     decision: Decision | None = None
+    alert_routing: dict[str, Any] | None = None
+    if evaluation.state.severity:
+        due = state_alert(evaluation, decide(evaluation, memory, policy, now), now)
+        alert_routing = {"alert": "global_state", "sent": False,
+                         **(dispatcher.route(due) if dispatcher is not None else
+                            routing.decide(due.severity, family_of(due))).model_dump(mode="json")}
     delivered: list[str] = []
     failed: dict[str, str] = {}
     sent = False
@@ -174,6 +201,7 @@ def run_state_check(
         elif decision.kind is not None:
             report = dispatcher.deliver(state_alert(evaluation, decision, now))
             delivered, failed = report.delivered, report.failed
+            alert_routing = {"alert": "global_state", "sent": True, **report.routing.model_dump(mode="json")}
             new_memory = remember_notification(new_memory, evaluation, decision, now, report.delivered,
                                                report.failed, policy)
             sent = True
@@ -191,11 +219,17 @@ def run_state_check(
         due = memory.recorded_at is None or now - memory.recorded_at >= timedelta(minutes=settings.record_interval_minutes)
         if changed or sent or due:
             new_memory = new_memory.model_copy(update={"recorded_at": now})
-            recorder.record(evaluation, previous, signals, rows, new_memory, decision)
+            recorder.record(evaluation, previous, rows, new_memory, decision)
             recorded = True
+        history_id = recorder.record_history(evaluation, previous, signals, rows, settings, rules_routing,
+                                             diagnostics)
+    else:
+        history_id = None
     return CheckOutcome(signals=signals, evaluation=evaluation, table=rows,
                         previous_state=previous.value if previous else None, decision=decision,
-                        delivered=delivered, failed=failed, recorded=recorded, memory=new_memory)
+                        delivered=delivered, failed=failed, recorded=recorded, memory=new_memory,
+                        routing=rules_routing, alert_routing=alert_routing, diagnostics=diagnostics,
+                        history_id=history_id)
 
 
 def default_sources(instance: dg.DagsterInstance, store: Any | None, environ: Mapping[str, str],

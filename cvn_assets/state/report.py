@@ -34,6 +34,10 @@ def render_report(outcome: CheckOutcome) -> str:
     lines.append("")
     lines.append("golden signals ('!!' critical, '!' warning, '?' unknown):")
     lines.append(render_table(outcome.table))
+    if outcome.alert_routing is not None:
+        route = outcome.alert_routing
+        lines.append(f"routing: {route['severity']} {route['family']} → {route['role']} "
+                     f"via {', '.join(route['channels'])}")
     decision = outcome.decision
     if decision is not None:
         lines.append("")
@@ -58,6 +62,12 @@ def report_json(outcome: CheckOutcome) -> dict[str, Any]:
         "rules": [rule.model_dump(mode="json") for rule in evaluation.rules],
         "unknown": [u.model_dump(mode="json") for u in evaluation.unknown],
         "signals": [row.model_dump(mode="json") for row in outcome.table],
+        "pipeline_latency": {
+            job: {"seconds": latency.seconds, "p95_seconds": latency.p95_seconds, "ratio": latency.ratio.value,
+                  "unknown": latency.ratio.unknown, "detail": latency.ratio.detail}
+            for job, latency in sorted(outcome.signals.pipeline_latency.items())},
+        "routing": {"alert": outcome.alert_routing, "rules": outcome.routing},
+        "diagnostics": outcome.diagnostics,
         "notification": None if decision is None else {
             "kind": decision.kind.value if decision.kind else None,
             "severity": decision.severity.value if decision.severity else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cvn_assets.runs import OUR_JOBS
+from cvn_assets.runs import SUPERVISED_JOBS
 
 
 class StateSettings(BaseModel):
@@ -17,7 +17,7 @@ class StateSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    jobs: tuple[str, ...] = Field(default=OUR_JOBS, min_length=1,
+    jobs: tuple[str, ...] = Field(default=SUPERVISED_JOBS, min_length=1,
                                   description="the Dagster jobs whose runs are 'our pipelines'")
 
     # Platform (§2, §0)
@@ -37,6 +37,7 @@ class StateSettings(BaseModel):
     disk_critical_percent: float = Field(default=85.0, description="§2: PVC > 85 % → infra critical")
     memory_warning_percent: float = Field(default=90.0, description="memory in use above this → warning")
     cpu_warning_percent: float = Field(default=70.0, description="§2: CPU > 70 % → warning")
+    cpu_saturated_percent: float = Field(default=90.0, description="§7 INFRA_SATURATED: CPU > 90 %")
     oom_window_hours: float = Field(default=24.0, description="§9.4: OOMKill = 0 over 24 h")
     oom_critical_above: int = Field(default=2, description="§2: OOM > 2 → infra critical (OOMKill in a loop)")
     pending_pod_minutes: float = Field(default=15.0, description="a pod of ours Pending longer than this is down")

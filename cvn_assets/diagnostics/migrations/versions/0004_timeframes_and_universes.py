@@ -4,7 +4,7 @@ Rows written before timeframes existed were all 5-minute campaigns: the column d
 The group column is ``crypto_group`` (``group`` is an SQL keyword), as in the other tables.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-05
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
