@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
 from cvn_assets.acquisition.families import get_family
@@ -205,6 +204,8 @@ def retrain(ctx: OpsContext, crypto: str, window: MarketWindow, now: datetime | 
         if np.unique(y).size != 2:
             raise ValueError(f"retrain {crypto}: training labels expected both BUY and not-BUY under "
                              f"{champion.pte}, found only {np.unique(y).tolist()}")
+        from sklearn.base import clone  # the trainer loads with the step, not with the definitions
+
         model = clone(estimator).fit(market.features.iloc[rows], y)
     trained_window = window_of(latest)
     alias = f"{CHALLENGER_PREFIX}{run_id}"
