@@ -100,6 +100,20 @@ FAILING = {
     ("lifecycle", "verify"): ([], {}),
     ("lifecycle", "sweep"): ([], {"CVN_S3_BUCKET": "cvn-bucket"}),
     ("state",): (["--notify"], {"CVN_ALERT_WEBHOOK_URL": "not-a-url"}),
+    ("campaign", "rerun"): (["never-launched"], {}),
+    ("model", "ls"): (["--crypto", "not a crypto"], {}),
+    ("model", "approve"): (["BTCUSDC", "1", "--role", "ml_owner", "--by", "alice"], {}),
+    ("model", "promote"): (["BTCUSDC", "1", "--by", "alice"], {}),
+    ("model", "killswitch"): (["BTCUSDC", "--confirm", "ETHUSDC@1", "--reason", "drill", "--by", "op"], {}),
+    ("model", "rollback"): (["BTCUSDC", "--confirm", "ETHUSDC@1", "--reason", "drill", "--by", "op"], {}),
+    ("model", "decommission"): (["BTCUSDC", "1", "--confirm", "ETHUSDC@1", "--by", "op"], {}),
+    ("model", "backtest"): (["--crypto", "BTCUSDC"], {}),
+    ("model", "walkforward"): (["--crypto", "BTCUSDC", "--version", "1"], {}),
+    ("model", "retrain"): (["--crypto", "BTCUSDC"], {}),
+    ("model", "monitor"): (["--crypto", "not a crypto"], {}),
+    ("model", "meta-train"): (["--crypto", "BTCUSDC", "--by", "alice"], {}),
+    ("universes", "show"): (["--group", "nope"], {}),
+    ("universes", "sync"): ([], {"CVN_UNIVERSES_FILE": "/nonexistent/universes.yaml"}),
 }
 
 

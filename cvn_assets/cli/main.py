@@ -22,7 +22,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 COMMANDS: dict[str, tuple[str, str]] = {
     "blob": ("cvn_assets.cli.blob:blob_group", "Prediction blobs of the s43 transport."),
     "campaign": ("cvn_assets.cli.campaign_rerun:campaign_group",  # the group with `rerun` added
-                 "Discovery campaigns (manual §6.2): launch, rerun."),
+                 "Discovery campaigns (manual §6.2)."),
     "gate": ("cvn_assets.cli.gate:gate_command", "Re-read the expected cohort of a campaign and print its verdict."),
     "lifecycle": ("cvn_assets.cli.lifecycle:lifecycle_group",
                   "Retention of the transport prefix: the S3 lifecycle rule (show, plan, apply, verify) or the "
@@ -31,9 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "state": ("cvn_assets.cli.state:state_command",
               "Morning check: global state GREEN / YELLOW / ORANGE / RED, fired rules, golden signals."),
     "model": ("cvn_assets.cli.model:model_group",
-              "Registered models (manual §4, §10): lifecycle (ls, approve, promote, killswitch, rollback, "
-              "decommission) and operations (backtest, walkforward, retrain, monitor, meta-train)."),
-    "universes": ("cvn_assets.cli.universes:universes_group", "Crypto groups (manual §11): show them, sync the table."),
+              "Registered models (manual §4, §10): the registry lifecycle and the model operations."),
+    "universes": ("cvn_assets.cli.universes:universes_group", "Crypto groups (manual §11): the table cvntrade_universes, or the YAML file until it is seeded."),
 }
 
 

@@ -90,7 +90,10 @@ def _print_result(result: ActionResult, as_json: bool) -> None:
 
 @click.group("model")
 def model_group() -> None:
-    """The model registry lifecycle (manual §4, §10): champion, challengers, approvals, emergencies.
+    """Registered models (manual §4, §10): the registry lifecycle and the model operations.
+
+    Lifecycle: champion, challengers, approvals, emergencies (ls, approve, promote, killswitch,
+    rollback, decommission). Operations: backtest, walkforward, retrain, monitor, meta-train.
 
     Roles are MLflow aliases of cvn-s43-<CRYPTO>: champion, previous, challenger-<campaign>,
     quarantined. Every action is a row of cvn_model_events (who, role, reason, before/after).
