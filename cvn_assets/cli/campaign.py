@@ -66,8 +66,8 @@ def launch_command(group: str, campaign_id: str | None, workers: int, as_json: b
         fail(validation_message(exc, "campaign"), EXIT_USAGE)
     if workers < 1:
         fail(f"--workers {workers} is invalid: expected at least 1", EXIT_USAGE)
-    require_dagster_home()
     store, settings = storage()
+    require_dagster_home()
     import dagster as dg
 
     with dg.DagsterInstance.get() as instance:
