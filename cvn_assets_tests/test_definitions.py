@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -73,3 +77,19 @@ def test_loading_the_definitions_on_the_local_backend_imports_no_s3_client_mlflo
     assert "dagster" in loaded and "cvn_assets" in loaded  # the definitions were really built
     assert not loaded & {"dagster_aws", "boto3", "mlflow", "sklearn"}, sorted(loaded & {
         "dagster_aws", "boto3", "mlflow", "sklearn"})
+@pytest.mark.slow
+def test_dg_check_defs_loads_the_project_without_repeated_notices(dagster_home, storage_root):
+    """`dg check defs` (dagster-dg-cli, [tool.dg] in pyproject.toml) loads the code location as `dg dev` does.
+
+    The preview/beta features we use on purpose do not print their notice on every load.
+    """
+    root = Path(__file__).resolve().parents[1]
+    venv = Path(sys.executable).parent.parent
+    result = subprocess.run([str(Path(sys.executable).with_name("dg")), "check", "defs"], cwd=root,
+                            capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "VIRTUAL_ENV": str(venv)})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "All definitions loaded successfully." in output
+    for notice in ("PreviewWarning", "BetaWarning", "virtual environment does not match"):
+        assert notice not in output

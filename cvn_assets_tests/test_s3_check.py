@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import boto3
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -240,4 +241,5 @@ def test_the_cvn_command_offers_s3_and_lifecycle():
 
     result = CliRunner().invoke(get_cli(), ["--help"])
     assert result.exit_code == 0, result.output
-    assert {"s3", "lifecycle"} <= set(get_cli().list_commands(None))
+    assert {"s3", "lifecycle"} <= set(get_cli().list_commands(click.Context(get_cli())))
+    assert "  s3 " in result.stdout and "  lifecycle " in result.stdout

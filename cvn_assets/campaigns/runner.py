@@ -8,12 +8,18 @@ failed ones included, exactly as ``campaign_sensor`` would.
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
+import re
+import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from typing import TextIO
 
 import dagster as dg
 
@@ -32,16 +38,65 @@ QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}
 VERBOSE_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def quiet_libraries(verbose: bool) -> None:
-    """Keep MLflow's notices (table creation, "Successfully registered model") off stderr unless verbose.
+# What MLflow says on stderr whatever the logging levels (its `eprint` stream, which it re-enables by
+# itself): table creation on a new store and each model registration. Nothing a person needs after a
+# campaign — the report lists the challengers. INFO lines only: its warnings and errors still show.
+LIBRARY_CHATTER = re.compile(
+    r"^(Successfully registered model '|Created version '\d+' of model '"
+    r"|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d INFO (mlflow|alembic)[\w.]*: )"
+)
 
-    MLflow prints them through its own stream, not the logging levels; ``cvn -v`` keeps them.
-    """
+
+class _WithoutChatter(io.TextIOBase):
+    """A stderr that drops the lines matching ``drop`` and passes every other line through, whole."""
+
+    def __init__(self, target: TextIO, drop: re.Pattern[str]):
+        self._target, self._drop, self._pending = target, drop, ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            *lines, self._pending = (self._pending + text).split("\n")
+            for line in lines:
+                if not self._drop.match(line):
+                    self._target.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def close_line(self) -> None:
+        with self._lock:
+            if self._pending and not self._drop.match(self._pending):
+                self._target.write(self._pending)
+            self._pending = ""
+        self._target.flush()
+
+    def isatty(self) -> bool:
+        return self._target.isatty()
+
+    def fileno(self) -> int:
+        return self._target.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._target, "encoding", "utf-8")
+
+
+@contextmanager
+def without_library_chatter(verbose: bool) -> Iterator[None]:
+    """Keep MLflow's notices off stderr for the duration, unless verbose (``cvn -v``)."""
     if verbose:
+        yield
         return
-    from mlflow.utils.logging_utils import disable_logging
-
-    disable_logging()
+    original = sys.stderr
+    filtered = _WithoutChatter(original, LIBRARY_CHATTER)
+    sys.stderr = filtered
+    try:
+        yield
+    finally:
+        sys.stderr = original
+        filtered.close_line()
 
 
 # A spawned worker is a fresh interpreter: it loads the definitions and the pandas / scikit-learn
@@ -89,11 +144,10 @@ def _execute(job_name: str, partition_key: str | dg.MultiPartitionKey, tags: dic
 
     started = time.monotonic()
     job = build_defs().resolve_job_def(job_name)
-    if job_name == GATE_JOB:  # the gate registers challengers in MLflow; acquisitions never import it
-        quiet_libraries(verbose)
-    result = job.execute_in_process(instance=instance, partition_key=partition_key, tags=tags,
-                                    run_config=VERBOSE_RUN_CONFIG if verbose else QUIET_RUN_CONFIG,
-                                    raise_on_error=False)
+    with without_library_chatter(verbose):
+        result = job.execute_in_process(instance=instance, partition_key=partition_key, tags=tags,
+                                        run_config=VERBOSE_RUN_CONFIG if verbose else QUIET_RUN_CONFIG,
+                                        raise_on_error=False)
     return RunOutcome(label=label, run_id=result.run_id, success=result.success,
                       seconds=round(time.monotonic() - started, 1), errors=step_failures(result))
 

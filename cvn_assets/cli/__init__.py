@@ -1,1 +1,1 @@
-"""The `cvn` command: the runbook's hands (DESIGN.md, operator commands)."""
+"""The `cvn` command: the runbook's hands (the operator commands of README.md)."""

@@ -95,7 +95,6 @@ def launch_command(group: str, campaign_id: str | None, workers: int | None, as_
     if workers is not None and workers < 1:
         fail(f"--workers {workers} is invalid: expected at least 1", EXIT_USAGE)
     check_configuration()
-    require_dagster_home()
     if spec.data_source == "files":
         progress(f"pre-flight: reading the {spec.timeframe} candles of {', '.join(spec.cryptos)} in {spec.data_dir} …")
     checked = preflight_candles(spec)
@@ -106,6 +105,7 @@ def launch_command(group: str, campaign_id: str | None, workers: int | None, as_
     except PreflightFailed as exc:
         fail(str(exc), EXIT_USAGE)
     store, settings = storage()
+    require_dagster_home()
     import dagster as dg
 
     # One instance for the whole campaign (registration, in-process acquisitions, gate), closed with the command

@@ -92,9 +92,9 @@ def gate_command(campaign_id: str, as_json: bool) -> None:
         validate_campaign_id(campaign_id)
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
-    require_dagster_home()
     store, settings = storage()
     read_manifest(store, settings.prefix, campaign_id)  # exit 2 when the campaign is unknown
+    require_dagster_home()  # checked before anything is written, the instance's directory included
     progress(f"gating campaign {campaign_id} on {store.describe()} …")
     outcome, report = gate_and_report(campaign_id)
     if as_json:

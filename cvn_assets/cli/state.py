@@ -53,7 +53,7 @@ def state_command(as_json: bool, notify: bool) -> None:
     machine; alert channels come from CVN_ALERT_WEBHOOK_URL, CVN_SLACK_WEBHOOK_URL, CVN_SMS_WEBHOOK_URL.
     """
     from cvn_assets.alerts.channels import ChannelConfigError
-    from cvn_assets.campaigns.runner import quiet_libraries
+    from cvn_assets.campaigns.runner import without_library_chatter
     from cvn_assets.alerts.routing import RoutingConfigError
     from cvn_assets.alerts.resources import AlertChannelsResource
     from cvn_assets.state.check import StateRecorder, default_sources, run_state_check
@@ -62,7 +62,6 @@ def state_command(as_json: bool, notify: bool) -> None:
     from cvn_assets.state.settings import StateSettings
 
     require_dagster_home()
-    quiet_libraries(verbose())  # the model-freshness signal opens MLflow: no table-creation notices
     logger = _logger()
     settings = StateSettings()
     channels = AlertChannelsResource()
@@ -78,7 +77,8 @@ def state_command(as_json: bool, notify: bool) -> None:
         from cvn_assets.redaction import redact_text
 
         fail(f"diagnostics store (CVN_DIAGNOSTICS_URL): {redact_text(str(exc))}", EXIT_USAGE)
-    with dg.DagsterInstance.get() as instance:
+    # The model-freshness signal opens MLflow: no table-creation notices unless -v.
+    with without_library_chatter(verbose()), dg.DagsterInstance.get() as instance:
         if notify:
             try:
                 outcome, errors = evaluate_and_notify(instance, diagnostics, channels, logger,
