@@ -10,7 +10,6 @@ for an absent blob; always raises the ``s43 npz …`` ValueError for a malformed
 
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 from pydantic import Field
@@ -41,19 +40,14 @@ def persist_blobs(
             raise ValueError(
                 f"blob for {blob.meta.campaign_id}/{blob.meta.crypto} handed to partition {campaign_id}/{crypto}"
             )
-    payloads = [(blob.meta.ref.key(prefix), encode_blob(blob), blob) for blob in blobs]
-
-    def write(item: tuple[str, bytes, PredictionBlob]) -> tuple[PredictionBlob, ObjectInfo]:
-        key, data, blob = item
-        try:
-            return blob, store.put(key, data, content_type="application/x-npz")
-        except StorageError as exc:
-            log_event(logger, Event.PRED_PERSIST_FAILED, logging.ERROR, campaign=campaign_id, crypto=crypto,
-                      key=key, error=str(exc))
-            raise
-
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(payloads)))) as pool:
-        return list(pool.map(write, payloads))
+    payloads = [(blob.meta.ref.key(prefix), encode_blob(blob)) for blob in blobs]
+    try:
+        infos = store.put_many(payloads, content_type="application/x-npz", max_workers=max_workers)
+    except StorageError as exc:
+        log_event(logger, Event.PRED_PERSIST_FAILED, logging.ERROR, campaign=campaign_id, crypto=crypto,
+                  key=exc.key, error=str(exc))
+        raise
+    return list(zip(blobs, infos))
 
 
 class S43PredictionIOManager(dg.ConfigurableIOManager):
