@@ -18,8 +18,6 @@ from cvn_assets.contracts.keys import BlobRef
 from cvn_assets.storage.manifests import read_manifest
 from cvn_assets.storage.object_store import IntegrityError, ObjectNotFound, ObjectStore, ObjectTooLarge
 
-DEFAULT_MAX_WORKERS = 8
-
 
 @dataclass(frozen=True)
 class CohortEntry:
@@ -85,7 +83,7 @@ def _load_entry(store: ObjectStore, key: str, ref: BlobRef) -> PredictionBlob | 
     except ObjectTooLarge as exc:
         raise BlobCorrupt(key, f"expected at most {exc.limit} bytes, found {exc.size} (refused from its length, "
                                "body not read)") from None
-    return decode_blob(data, key, expected=ref)
+    return decode_blob(data, key, expected=ref, sha256_verified=True)
 
 
 def load_cohort(
@@ -93,17 +91,18 @@ def load_cohort(
     prefix: str,
     campaign_id: str,
     absence_reasons: Callable[[], Mapping[str, str]] | None = None,
-    max_workers: int = DEFAULT_MAX_WORKERS,
+    max_workers: int | None = None,
 ) -> Cohort:
     """Read the manifest, then every expected blob concurrently with a bounded pool.
 
     ``absence_reasons`` is called only when something is absent and maps a crypto to the reason
-    its acquisition logged. Raises the blob's ``s43 npz …`` ValueError for a malformed blob and
+    its acquisition logged; ``max_workers`` defaults to what pays on the store's backend. Raises the blob's ``s43 npz …`` ValueError for a malformed blob and
     ``StorageError`` when the store cannot be reached (that is not absence either).
     """
     manifest = read_manifest(store, prefix, campaign_id)
     keys = [ref.key(prefix) for ref in manifest.expected]
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(keys) or 1))) as pool:
+    workers = store.concurrency if max_workers is None else max_workers
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(keys) or 1))) as pool:
         blobs = list(pool.map(lambda pair: _load_entry(store, *pair), zip(keys, manifest.expected)))
     reasons: Mapping[str, str] = {}
     if any(blob is None for blob in blobs) and absence_reasons is not None:

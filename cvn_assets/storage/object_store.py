@@ -146,6 +146,9 @@ def validate_key(key: str) -> str:
 class ObjectStore(ABC):
     """Bytes under keys, with a verified SHA-256. Implementations override only these primitives."""
 
+    #: Concurrent reads/writes that pay on this backend (a cohort load's thread pool).
+    concurrency: int = 8
+
     @abstractmethod
     def uri(self, key: str) -> str:
         """Address of a key (or of a prefix ending in '/') for messages and metadata."""
@@ -205,6 +208,9 @@ class LocalObjectStore(ObjectStore):
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root).absolute()
+        # Page-cache reads, hashing and checks are CPU work that releases the GIL: beyond two
+        # threads per core they only queue.
+        self.concurrency = min(8, 2 * (os.cpu_count() or 1))
 
     def uri(self, key: str) -> str:
         validate_key(key.rstrip("/"))
@@ -372,6 +378,8 @@ class S3ObjectStore(ObjectStore):
     ``deadline`` seconds, before the object is called corrupt. A PUT whose every attempt lost
     its acknowledgement counts as written when the object is found complete and verified.
     """
+
+    concurrency = 16  # a GET is mostly waiting on the network: as many as the client's HTTP pool
 
     def __init__(self, client: Any, bucket: str, endpoint_url: str | None = None, max_attempts: int = 3,
                  deadline: float = 60.0, backoff: float = 0.1):
