@@ -109,11 +109,11 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-def read_verified(read: Any, size: int, expected: str | None, uri: str, deadline: float | None = None) -> bytes:
-    """Read exactly ``size`` bytes with ``read(n)``, hashing each chunk as it arrives.
+def read_hashed(read: Any, size: int, deadline: float | None = None) -> tuple[bytes, str]:
+    """Read exactly ``size`` bytes with ``read(n)``, hashing each chunk as it arrives: (bytes, sha256).
 
     One chunk (the usual blob) is returned as is, with no join; ``deadline`` (monotonic seconds)
-    is checked between chunks. Raises IntegrityError when the bytes do not hash to ``expected``.
+    is checked between chunks.
     """
     digest = hashlib.sha256()
     chunks: list[bytes] = []
@@ -127,10 +127,7 @@ def read_verified(read: Any, size: int, expected: str | None, uri: str, deadline
         digest.update(chunk)
         chunks.append(chunk)
         remaining -= len(chunk)
-    found = digest.hexdigest()
-    if found != expected:
-        raise IntegrityError(uri, expected, found)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), digest.hexdigest()
 
 
 def validate_key(key: str) -> str:
@@ -287,7 +284,9 @@ class LocalObjectStore(ObjectStore):
             if path.is_file():
                 raise IntegrityError(self.uri(key), None, "a plain file not written by cvn (no stored checksum)") from None
             raise StorageError(f"cannot read {self.uri(key)}: {exc.strerror or exc}") from exc
-        content = (path.parent / target).resolve()
+        # The link is relative and written by put (never through another symlink): joining it
+        # lexically finds the content file without resolve()'s lstat of every path component.
+        content = Path(os.path.normpath(os.path.join(path.parent, target)))
         return content, content.name
 
     def get(self, key: str, max_bytes: int | None = None) -> bytes:
@@ -297,11 +296,14 @@ class LocalObjectStore(ObjectStore):
                 size = os.fstat(handle.fileno()).st_size
                 if max_bytes is not None and size > max_bytes:
                     raise ObjectTooLarge(self.uri(key), size, max_bytes)
-                return read_verified(handle.read, size, expected, self.uri(key))
+                data, found = read_hashed(handle.read, size)
         except FileNotFoundError:
             raise IntegrityError(self.uri(key), expected, "nothing: its content file is gone") from None
         except IncompleteReadError:
             raise IntegrityError(self.uri(key), expected, "a content file that shrank while read") from None
+        if found != expected:
+            raise IntegrityError(self.uri(key), expected, found)
+        return data
 
     def exists(self, key: str) -> bool:
         return os.path.lexists(self.root / validate_key(key))
@@ -482,10 +484,12 @@ class S3ObjectStore(ObjectStore):
                 size = int(response["ContentLength"])
                 if max_bytes is not None and size > max_bytes:
                     raise ObjectTooLarge(uri, size, max_bytes)
-                data = read_verified(body.read, size, response.get("Metadata", {}).get(SHA256_METADATA), uri,
-                                     deadline)
+                data, found = read_hashed(body.read, size, deadline)
             finally:
                 body.close()
+            expected = response.get("Metadata", {}).get(SHA256_METADATA)
+            if found != expected:
+                raise IntegrityError(uri, expected, found)
             return data
 
         return self._attempts("read", key, attempt)
