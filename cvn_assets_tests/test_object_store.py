@@ -209,3 +209,19 @@ def test_timeouts_and_attempts_must_be_positive_numbers_naming_the_variable(name
 def test_timeouts_have_defaults_in_seconds():
     settings = StorageSettings.from_env({"CVN_S3_BUCKET": "cvn-bucket", "CVN_S3_DEADLINE": "30"})
     assert (settings.connect_timeout, settings.read_timeout, settings.deadline) == (5.0, 20.0, 30.0)
+
+
+def test_put_many_stores_every_object_in_order(object_store):
+    keys = [f"s43-predictions/test-campaign/SOLUSDC/logreg/fold-{fold:02d}.npz" for fold in range(5)]
+    infos = object_store.put_many([(key, key.encode()) for key in keys])
+    assert [info.key for info in infos] == keys
+    assert all(object_store.get(key) == key.encode() and info.sha256 == sha256_hex(key.encode())
+               for key, info in zip(keys, infos))
+
+
+def test_put_many_failure_names_the_key_that_failed(storage_root):
+    store = LocalObjectStore(storage_root)
+    store.put("s43-predictions/blocked", b"a file where a directory must go")
+    with pytest.raises(StorageError, match="blocked/fold-00.npz") as raised:
+        store.put_many([(KEY, b"ok"), ("s43-predictions/blocked/fold-00.npz", b"x")])
+    assert raised.value.key == "s43-predictions/blocked/fold-00.npz"

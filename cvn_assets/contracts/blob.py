@@ -263,15 +263,18 @@ def encode_blob(blob: PredictionBlob) -> bytes:
     return buffer.getvalue()
 
 
-def decode_blob(data: bytes | bytearray | memoryview, key: str, expected: BlobRef | None = None) -> PredictionBlob:
+def decode_blob(data: bytes | bytearray | memoryview, key: str, expected: BlobRef | None = None, *,
+                sha256_verified: bool = False) -> PredictionBlob:
     """Parse and validate ``.npz`` bytes read from ``key``; raise the matching ``s43 npz`` error.
 
-    The arrays of the result are views over ``data`` (no copy): writable when ``data`` is a
-    ``bytearray`` (what the object stores return), read-only over ``bytes``.
+    The arrays of the result are views over ``data`` (no copy): read-only over ``bytes``,
+    writable over a ``bytearray``. ``sha256_verified``: the caller has just checked the whole
+    object against the SHA-256 stored with it (the object stores do on every read), so the
+    members' CRC-32 would check the same bytes a second time and is skipped.
     """
     if len(data) > MAX_BLOB_BYTES:
         raise BlobCorrupt(key, f"expected at most {MAX_BLOB_BYTES} bytes, found {len(data)}")
-    arrays, text = _read_arrays(key, data)
+    arrays, text = _read_arrays(key, data, check_crc=not sha256_verified)
     if len(text) > MAX_META_CHARS:
         raise BlobCorrupt(key, f"meta expected at most {MAX_META_CHARS} characters, found {len(text)}")
     try:
@@ -475,7 +478,8 @@ def _npy_header(key: str, name: str, view: memoryview, member: _Member) -> tuple
     return dtype, shape, member.start + begin + length
 
 
-def _read_arrays(key: str, data: bytes | bytearray | memoryview) -> tuple[dict[str, np.ndarray], str]:
+def _read_arrays(key: str, data: bytes | bytearray | memoryview,
+                 check_crc: bool = True) -> tuple[dict[str, np.ndarray], str]:
     """The six arrays (views over ``data``) and the meta text of an archive, or the ``s43 npz`` error."""
     view = memoryview(data).cast("B")
     members = _read_members(key, view)
@@ -485,7 +489,7 @@ def _read_arrays(key: str, data: bytes | bytearray | memoryview) -> tuple[dict[s
     unexpected = sorted(set(members) - set(EXPECTED_ARRAYS))
     if unexpected:
         raise BlobSchemaMismatch(key, f"expected arrays {list(EXPECTED_ARRAYS)}, found unexpected {unexpected}")
-    for member in members.values():
+    for member in members.values() if check_crc else ():
         if zlib.crc32(view[member.start:member.start + member.size]) != member.crc:
             raise BlobCorrupt(key, f"array '{member.name}' fails its CRC-32: the member's bytes changed")
 

@@ -23,7 +23,6 @@ from cvn_assets.storage.object_store import IntegrityError, ObjectNotFound, Obje
 if TYPE_CHECKING:
     from cvn_assets.runs import AcquisitionFailure
 
-DEFAULT_MAX_WORKERS = 8
 # Recorded causes that explain an absent blob by themselves; transport and unknown do not.
 EXPLAINING_CAUSES = ("data", "configuration", "code")
 
@@ -108,7 +107,7 @@ def _load_entry(store: ObjectStore, key: str, ref: BlobRef) -> PredictionBlob | 
     except ObjectTooLarge as exc:
         raise BlobCorrupt(key, f"expected at most {exc.limit} bytes, found {exc.size} (refused from its length, "
                                "body not read)") from None
-    return decode_blob(data, key, expected=ref)
+    return decode_blob(data, key, expected=ref, sha256_verified=True)
 
 
 def load_cohort(
@@ -116,17 +115,19 @@ def load_cohort(
     prefix: str,
     campaign_id: str,
     absence_reasons: Callable[[], Mapping[str, AcquisitionFailure]] | None = None,
-    max_workers: int = DEFAULT_MAX_WORKERS,
+    max_workers: int | None = None,
 ) -> Cohort:
     """Read the manifest, then every expected blob concurrently with a bounded pool.
 
     ``absence_reasons`` is called only when something is absent and maps a crypto to why its
-    latest acquisition failed (``runs.acquisition_failures``: the reason and its kind of cause). Raises the blob's ``s43 npz …`` ValueError for a malformed blob and
+    latest acquisition failed (``runs.acquisition_failures``: the reason and its kind of cause);
+    ``max_workers`` defaults to what pays on the store's backend. Raises the blob's ``s43 npz …`` ValueError for a malformed blob and
     ``StorageError`` when the store cannot be reached (that is not absence either).
     """
     manifest = read_manifest(store, prefix, campaign_id)
     keys = [ref.key(prefix) for ref in manifest.expected]
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(keys) or 1))) as pool:
+    workers = store.concurrency if max_workers is None else max_workers
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(keys) or 1))) as pool:
         blobs = list(pool.map(lambda pair: _load_entry(store, *pair), zip(keys, manifest.expected)))
     failures: Mapping[str, AcquisitionFailure] = {}
     if any(blob is None for blob in blobs) and absence_reasons is not None:

@@ -15,7 +15,7 @@ from cvn_assets.storage.settings import StorageSettings
 if TYPE_CHECKING:
     from dagster_aws.s3 import S3Resource
 
-S3_POOL = 16  # HTTP connections per client: every thread of a cohort load keeps one
+S3_POOL = S3ObjectStore.concurrency  # HTTP connections per client: every thread of a cohort load keeps one
 
 
 def s3_resource(settings: StorageSettings) -> "S3Resource":
