@@ -77,3 +77,19 @@ def test_every_problem_is_listed_at_once_and_a_good_configuration_passes(dagster
     settings = load_settings()
     preflight(settings)  # the local PostgreSQL is reachable: no problem
     assert settings.executor == "in_process" and settings.storage.backend == "local"
+
+
+def test_the_launch_job_checks_the_configuration_before_registering(instance, storage_root, monkeypatch):
+    from cvn_assets.definitions import build_defs
+    from cvn_assets.runs import LAUNCH_JOB
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "garbage://x")
+    result = build_defs().resolve_job_def(LAUNCH_JOB).execute_in_process(
+        instance=instance, raise_on_error=False,
+        run_config={"ops": {"register_campaign": {"config": {"group": "defi", "campaign_id": "preflight-job-001"}}}},
+    )
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "MLFLOW_TRACKING_URI: expected an MLflow store URI" in failure.step_failure_data.error.message
+    assert not storage_root.exists() or not any(storage_root.rglob("*"))
+    assert instance.get_dynamic_partitions("campaign") == []
