@@ -65,7 +65,7 @@ def _shown(variable: str, value: object) -> str:
 class CvnSettings(BaseSettings):
     """Every variable cvn reads, as the environment gives it (strings), checked by ``load_settings``."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True)
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=True, env_ignore_empty=True)
 
     dagster_home: str | None = Field(default=None, validation_alias="DAGSTER_HOME")
     executor: Literal["in_process", "multiprocess", "k8s"] = Field(default="in_process", validation_alias="CVN_EXECUTOR")
@@ -91,9 +91,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> CvnSettings:
             problems.append(_problem(variable, error["msg"], error["input"]))
     except ValueError as exc:
         problems.append(str(exc))
-    values = {name: value for name, value in env.items() if value != ""}
+    storage = storage or StorageSettings(backend="local")  # placeholder: its problems are listed already
     try:
-        settings = CvnSettings.model_validate({**values, "storage": storage or StorageSettings(backend="local")})
+        if environ is None:  # pydantic-settings reads the process environment itself
+            settings = CvnSettings(storage=storage)
+        else:
+            settings = CvnSettings.model_validate({**{k: v for k, v in env.items() if v != ""}, "storage": storage})
     except ValidationError as exc:
         for error in exc.errors():
             variable = str(error["loc"][0]) if error["loc"] else "?"

@@ -43,7 +43,7 @@ def test_one_redaction_hides_user_info_query_and_webhook_paths():
         "endpoint $CVN_S3_ENDPOINT_URL"
 
 
-def test_storage_errors_never_carry_the_endpoint_query_token(monkeypatch):
+def test_storage_errors_never_carry_the_endpoint_query_token(dagster_home, monkeypatch):
     monkeypatch.setenv("CVN_S3_BUCKET", "cvn-test-bucket")
     monkeypatch.setenv("CVN_S3_ENDPOINT_URL", f"http://127.0.0.1:9/?token={SECRET}")
     monkeypatch.setenv("CVN_S3_MAX_ATTEMPTS", "1")
@@ -55,7 +55,7 @@ def test_storage_errors_never_carry_the_endpoint_query_token(monkeypatch):
         store.put("s43-predictions/x/_manifest.json", b"{}")
     assert SECRET not in str(raised.value) and raised.value.__cause__ is None
 
-    for command in (["s3", "check"], ["s3", "check", "--json"]):
+    for command in (["s3", "check"], ["s3", "check", "--json"], ["gate", "--campaign", "secret-001"]):
         result = subprocess.run([CVN, *command], capture_output=True, text=True, env=dict(os.environ), timeout=120)
         assert result.returncode != 0 and SECRET not in result.stdout + result.stderr, result.stdout + result.stderr
 

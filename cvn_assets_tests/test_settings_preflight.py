@@ -25,8 +25,8 @@ CASES = {
                                 "CVN_DIAGNOSTICS_URL", "expected a reachable PostgreSQL database"),
     "diagnostics mysql": ({"CVN_DIAGNOSTICS_URL": f"mysql://cvn:{PASSWORD}@127.0.0.1/cvn"},
                           "CVN_DIAGNOSTICS_URL", "found the driver 'mysql'"),
-    "diagnostics sqlite without directory": ({"CVN_DIAGNOSTICS_URL": "sqlite:////nonexistent/dir/x.db"},
-                                             "CVN_DIAGNOSTICS_URL", "found no directory '/nonexistent/dir'"),
+    "diagnostics sqlite without directory": ({"CVN_DIAGNOSTICS_URL": "sqlite:///{tmp}/nonexistent/dir/x.db"},
+                                             "CVN_DIAGNOSTICS_URL", "found no directory '{tmp}/nonexistent/dir'"),
     "mlflow garbage": ({"MLFLOW_TRACKING_URI": "garbage://x"}, "MLFLOW_TRACKING_URI", "expected an MLflow store URI"),
     "mlflow unreachable": ({"MLFLOW_TRACKING_URI": f"http://cvn:{PASSWORD}@127.0.0.1:9"}, "MLFLOW_TRACKING_URI",
                            "expected a reachable MLflow tracking server"),
@@ -48,8 +48,9 @@ CASES = {
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_a_bad_setting_is_refused_before_anything_is_written(case, dagster_home, storage_root, tmp_path, monkeypatch):
     environment, variable, expected = CASES[case]
+    expected = expected.replace("{tmp}", str(tmp_path))  # a directory that surely does not exist
     for name, value in environment.items():
-        monkeypatch.setenv(name, value)
+        monkeypatch.setenv(name, value.replace("{tmp}", str(tmp_path)))
     result = CliRunner().invoke(get_cli(), ["campaign", "launch", *SMALL])
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: invalid configuration:") and variable in result.stderr
@@ -58,7 +59,7 @@ def test_a_bad_setting_is_refused_before_anything_is_written(case, dagster_home,
     # nothing written: no manifest or blob, no run, no MLflow store, no diagnostics file
     assert not storage_root.exists() or not any(storage_root.rglob("*"))
     assert not (tmp_path / "mlflow.sqlite").exists() and not (tmp_path / "diagnostics.sqlite").exists()
-    assert not (dagster_home / "storage").exists()
+    assert not (dagster_home / "storage").exists() and not (tmp_path / "nonexistent").exists()
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     with dg.DagsterInstance.get() as instance:
         assert instance.get_runs() == []
@@ -77,3 +78,19 @@ def test_every_problem_is_listed_at_once_and_a_good_configuration_passes(dagster
     settings = load_settings()
     preflight(settings)  # the local PostgreSQL is reachable: no problem
     assert settings.executor == "in_process" and settings.storage.backend == "local"
+
+
+def test_the_launch_job_checks_the_configuration_before_registering(instance, storage_root, monkeypatch):
+    from cvn_assets.definitions import build_defs
+    from cvn_assets.runs import LAUNCH_JOB
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "garbage://x")
+    result = build_defs().resolve_job_def(LAUNCH_JOB).execute_in_process(
+        instance=instance, raise_on_error=False,
+        run_config={"ops": {"register_campaign": {"config": {"group": "defi", "campaign_id": "preflight-job-001"}}}},
+    )
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "MLFLOW_TRACKING_URI: expected an MLflow store URI" in failure.step_failure_data.error.message
+    assert not storage_root.exists() or not any(storage_root.rglob("*"))
+    assert instance.get_dynamic_partitions("campaign") == []
