@@ -41,6 +41,10 @@ def post(port: int, query: str, variables: dict) -> dict:
     return payload["data"]
 
 
+def aliases(client, crypto: str) -> dict[str, str]:
+    return {alias: str(version) for alias, version in client.get_registered_model(model_name(crypto)).aliases.items()}
+
+
 def errors(instance, run_id: str) -> list[str]:
     return [str(record.dagster_event.step_failure_data.error.message)
             for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)]
@@ -80,17 +84,17 @@ def test_promotion_and_killswitch_from_the_launchpad(launch_at_once, instance, w
     promoted, status = launch(webserver, "model_promotion_job", {"crypto": crypto, "version": version, "by": "mo"})
     assert status == "SUCCESS", errors(instance, promoted)
     client = mlflow_client(tracking_uri_from_env())
-    assert client.get_registered_model(model_name(crypto)).aliases == {"champion": version}
+    assert aliases(client, crypto) == {"champion": version}
 
     wrong, status = launch(webserver, "model_killswitch_job", {
         "crypto": crypto, "confirm": f"{crypto}@{int(version) + 1}", "reason": "live drawdown", "by": "op"})
     assert status == "FAILURE"  # refused: the confirmation does not name the champion
-    assert client.get_registered_model(model_name(crypto)).aliases == {"champion": version}
+    assert aliases(client, crypto) == {"champion": version}
 
     killed, status = launch(webserver, "model_killswitch_job", {
         "crypto": crypto, "confirm": f"{crypto}@{version}", "reason": "live drawdown", "by": "op"})
     assert status == "SUCCESS", errors(instance, killed)
-    assert client.get_registered_model(model_name(crypto)).aliases == {"quarantined": version}
+    assert aliases(client, crypto) == {"quarantined": version}
 
     events = [(e["action"], e["outcome"], e["origin"]) for e in lifecycle.audit.events(crypto)
               if e["action"] in ("promotion", "killswitch")]
