@@ -139,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--group", default="defi", help="crypto group (default defi, as `make demo`)")
     parser.add_argument("--symbols", help="comma-separated subset of the group")
     parser.add_argument("--backtest-days", type=int, help="days of 5-minute bars (default: the spec's 60)")
-    parser.add_argument("--workers", type=int, help="acquisition workers of `cvn campaign launch` (default: its own choice)")
+    parser.add_argument("--workers", type=int,
+                        help="acquisition workers of `cvn campaign launch` (default: its own choice)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; every sample is reported")
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)  # the bare side, in its own process
     parser.add_argument("--campaign-id", help=argparse.SUPPRESS)

@@ -34,7 +34,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
@@ -240,10 +240,11 @@ def tick(instance: dg.DagsterInstance, store: DiagnosticsStore, environ: dict[st
 def measure(storage: str, sizes: Sequence[int], gates: int, repeat: int, postgres_admin_url: str,
             workdir: str | None) -> dict:
     settings = StateSettings()
-    with ExitStackOf() as stack:
+    with ExitStack() as stack:
         cases = {}
         for runs in sizes:
-            home, postgres_url, diagnostics_url = stack.enter(history_home(storage, postgres_admin_url, workdir))
+            home, postgres_url, diagnostics_url = stack.enter_context(
+                history_home(storage, postgres_admin_url, workdir))
             store = DiagnosticsStore(diagnostics_url)
             store.migrate()
             stack.callback(store.close)
@@ -253,7 +254,7 @@ def measure(storage: str, sizes: Sequence[int], gates: int, repeat: int, postgre
             with open_instance(home, postgres_url) as writer:
                 write_runs(writer, runs, now, rng)
             write_gates(store, gates, now, rng)
-            instance = stack.enter(open_instance(home, postgres_url))
+            instance = stack.enter_context(open_instance(home, postgres_url))
             log(f"{storage}: {runs} runs + {gates} gates written in {time.monotonic() - started:.0f} s")
             environ = {"DAGSTER_HOME": str(home), "CVN_STORAGE_ROOT": str(home / "objects"),
                        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'absent-mlflow.db'}"}
@@ -285,25 +286,6 @@ def measure(storage: str, sizes: Sequence[int], gates: int, repeat: int, postgre
     }
 
 
-class ExitStackOf:
-    """An ExitStack whose ``enter`` accepts context managers and DagsterInstance alike."""
-
-    def __enter__(self) -> ExitStackOf:
-        from contextlib import ExitStack
-
-        self._stack = ExitStack().__enter__()
-        return self
-
-    def enter(self, manager):
-        return self._stack.enter_context(manager)
-
-    def callback(self, function) -> None:
-        self._stack.callback(function)
-
-    def __exit__(self, *exc) -> None:
-        self._stack.__exit__(*exc)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", default="1000,10000", help="history sizes, comma-separated (default 1000,10000)")
@@ -329,7 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     universes = Path(tempfile.mkdtemp(prefix="cvn-bench-universes-")) / "universes.yaml"
     universes.write_text("groups:\n  defi:\n    core: false\n    symbols: [" + ", ".join(CRYPTOS) + "]\n")
     os.environ[UNIVERSES_ENV] = str(universes)
-    results = {storage: measure(storage, sizes, gates, repeat, args.postgres_admin_url, args.workdir) for storage in storages}
+    results = {storage: measure(storage, sizes, gates, repeat, args.postgres_admin_url, args.workdir)
+               for storage in storages}
     shutil.rmtree(universes.parent)
     print(json.dumps({
         "parameters": {"runs": sizes, "gates": gates, "repeat": repeat, "storages": storages,

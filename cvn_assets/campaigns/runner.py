@@ -1,8 +1,9 @@
 """Runs a campaign through Dagster on the current instance, for the `cvn` command.
 
-Acquisitions run as real Dagster runs (visible in the UI, tagged with the campaign) in parallel
-worker processes — started with ``spawn``, never ``fork``: forking a process with live client
-threads is the deadlock of the manual's §17.5. The gate runs once they have all finished,
+Acquisitions run as real Dagster runs (visible in the UI, tagged with the campaign), in this
+process on one instance or, when the machine has cores to spare (``default_workers``), in
+parallel worker processes — started with ``spawn``, never ``fork``: forking a process with live
+client threads is the deadlock of the manual's §17.5. The gate runs once they have all finished,
 failed ones included, exactly as ``campaign_sensor`` would.
 """
 
