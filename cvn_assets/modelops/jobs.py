@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 from pydantic import BaseModel, Field
 
@@ -20,14 +22,22 @@ from cvn_assets.contracts.campaign import load_universes
 from cvn_assets.contracts.identifiers import validate_crypto
 from cvn_assets.diagnostics.resources import DiagnosticsResource
 from cvn_assets.gate.resources import ModelRegistryResource
-from cvn_assets.modelops.operations import (
-    OpsContext, backtest, champion_cryptos, meta_train, monitor, retrain, walkforward,
-)
 from cvn_assets.modelops.windows import MarketWindow
 from cvn_assets.runs import (
     BACKTEST_JOB, CAMPAIGN_TAG, CRYPTO_TAG, META_TRAINING_JOB, MONITORING_JOB, RETRAIN_JOB, STAGE_TAG, WALKFORWARD_JOB,
 )
 from cvn_assets.storage.resources import ObjectStoreResource
+
+if TYPE_CHECKING:  # the operations load scikit-learn and the trainer: imported by the steps that run them
+    from cvn_assets.modelops.operations import OpsContext
+
+
+def _operations():
+    """The operations module, imported by the step that runs one (it loads scikit-learn and the
+    trainer, which the definitions — loaded by every process — must not pay for)."""
+    from cvn_assets.modelops import operations
+
+    return operations
 
 RESULT = "result"
 
@@ -74,8 +84,8 @@ class MetaTrainingConfig(WindowConfig):
 
 
 def _context(context: dg.OpExecutionContext, object_store: ObjectStoreResource, diagnostics: DiagnosticsResource,
-             model_registry: ModelRegistryResource) -> OpsContext:
-    return OpsContext(store=object_store.store(), prefix=object_store.prefix, diagnostics=diagnostics.store(),
+             model_registry: ModelRegistryResource) -> "OpsContext":
+    return _operations().OpsContext(store=object_store.store(), prefix=object_store.prefix, diagnostics=diagnostics.store(),
                       tracking_uri=model_registry.tracking_uri, log=context.log)
 
 
@@ -102,7 +112,7 @@ def backtest_op(context: dg.OpExecutionContext, config: BacktestConfig, object_s
     ctx = _context(context, object_store, diagnostics, model_registry)
     crypto = validate_crypto(config.crypto)
     yield from _run(context, {STAGE_TAG: "backtest", CRYPTO_TAG: crypto},
-                    lambda: backtest(ctx, crypto, config.version, config.window()))
+                    lambda: _operations().backtest(ctx, crypto, config.version, config.window()))
 
 
 @dg.op(name="walkforward", out=dg.Out(dg.Nothing), description="A version's recipe over K rolling windows: "
@@ -112,10 +122,10 @@ def walkforward_op(context: dg.OpExecutionContext, config: WalkforwardConfig, ob
     ctx = _context(context, object_store, diagnostics, model_registry)
     crypto = validate_crypto(config.crypto)
     yield from _run(context, {STAGE_TAG: "walkforward", CRYPTO_TAG: crypto},
-                    lambda: walkforward(ctx, crypto, config.version, config.windows, config.window()))
+                    lambda: _operations().walkforward(ctx, crypto, config.version, config.windows, config.window()))
 
 
-def retrain_targets(ctx: OpsContext, crypto: str | None, group: str | None) -> list[str]:
+def retrain_targets(ctx: "OpsContext", crypto: str | None, group: str | None) -> list[str]:
     if bool(crypto) == bool(group):
         raise ValueError(f"retrain: expected exactly one of crypto or group, found crypto={crypto!r} group={group!r}")
     if crypto:
@@ -123,7 +133,7 @@ def retrain_targets(ctx: OpsContext, crypto: str | None, group: str | None) -> l
     universes = load_universes()
     if group not in universes:
         raise ValueError(f"retrain: unknown group {group!r}: expected one of {sorted(universes)}")
-    return champion_cryptos(ctx, list(universes[group].symbols))
+    return _operations().champion_cryptos(ctx, list(universes[group].symbols))
 
 
 @dg.op(name="retrain", out=dg.Out(dg.Nothing), description="Each champion's recipe fitted on the latest window "
@@ -135,7 +145,7 @@ def retrain_op(context: dg.OpExecutionContext, config: RetrainConfig, object_sto
     if not cryptos:
         context.log.info(f"retrain: no champion in group {config.group!r}: nothing to retrain")
     tags = {STAGE_TAG: "retrain", **({CRYPTO_TAG: cryptos[0]} if config.crypto else {})}
-    yield from _run(context, tags, lambda: [retrain(ctx, crypto, config.window()) for crypto in cryptos])
+    yield from _run(context, tags, lambda: [_operations().retrain(ctx, crypto, config.window()) for crypto in cryptos])
 
 
 @dg.op(name="monitoring", out=dg.Out(dg.Nothing), description="Drift of each champion (inputs, proba_buy, "
@@ -146,11 +156,11 @@ def monitoring_op(context: dg.OpExecutionContext, config: MonitoringConfig, obje
     if config.crypto:
         cryptos = [validate_crypto(config.crypto)]
     else:
-        cryptos = champion_cryptos(ctx, sorted({s for u in load_universes().values() for s in u.symbols}))
+        cryptos = _operations().champion_cryptos(ctx, sorted({s for u in load_universes().values() for s in u.symbols}))
     tags = {STAGE_TAG: "monitoring", **({CRYPTO_TAG: cryptos[0]} if config.crypto else {})}
 
     def work() -> list[Any]:
-        reports = monitor(ctx, cryptos, config.window())
+        reports = _operations().monitor(ctx, cryptos, config.window())
         for report in reports:
             level = logging.WARNING if report.band != "ok" else logging.INFO
             context.log.log(level, f"drift {report.crypto} v{report.version}: {report.band.value}"
@@ -167,7 +177,7 @@ def meta_training_op(context: dg.OpExecutionContext, config: MetaTrainingConfig,
     ctx = _context(context, object_store, diagnostics, model_registry)
     crypto = validate_crypto(config.crypto)
     yield from _run(context, {STAGE_TAG: "meta_training", CRYPTO_TAG: crypto},
-                    lambda: meta_train(ctx, crypto, config.by, config.window()))
+                    lambda: _operations().meta_train(ctx, crypto, config.by, config.window()))
 
 
 @dg.job(name=BACKTEST_JOB, description="§10 backtesting: Test → WFRB from existing candidates (registered versions).")

@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
-from cvn_assets.acquisition.families import get_family
 from cvn_assets.acquisition.folds import WARMUP_BARS
 from cvn_assets.acquisition.pipeline import THREADS, _prepare
 from cvn_assets.contracts.blob import Window
@@ -379,6 +378,8 @@ def meta_train(ctx: OpsContext, crypto: str, by: str, window: MarketWindow, now:
         if cut < 20 or np.unique(meta_y[:cut]).size != 2 or len(meta_y) - cut < 10:
             raise ValueError(f"meta-training {crypto}: the champion's BUYs on the window expected at least 30 with both "
                              f"outcomes, found {len(meta_y)} ({int(meta_y.sum())} reached take-profit)")
+        from cvn_assets.acquisition.families import get_family  # scikit-learn loads with the step
+
         model = get_family("logreg").build({}, seed=origin.seed).fit(meta_x.iloc[:cut], meta_y[:cut])
         kept = model.predict(meta_x.iloc[cut:]) == 1
     holdout = meta_y[cut:]
