@@ -18,7 +18,7 @@ from cvn_assets_tests.fixtures.blobs import sample_blob
 from cvn_assets_tests.fixtures.malformed_blobs import malformed_cases
 
 KEY = "s43-predictions/test-campaign/SOLUSDC/logreg/fold-00.npz"
-CASES = 5_209
+CASES = 5_226  # with the v2 meta (timeframe): truncation offsets follow the blob size
 PEAK_BYTES = 1024 * 1024  # the deflate / bzip2 bombs inflate to 16 MiB; the blob itself is ~4 KB
 
 

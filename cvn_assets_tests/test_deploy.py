@@ -184,8 +184,13 @@ def test_a_resource_quantity_that_kubernetes_would_reject_is_refused_at_definiti
 def test_definitions_select_the_k8s_executor_by_environment(tmp_path):
     from cvn_assets.definitions import build_defs
 
+    from cvn_assets.models.jobs import MODEL_JOBS
+
     defs = build_defs({"CVN_EXECUTOR": "k8s", "CVN_STORAGE_ROOT": str(tmp_path), "DAGSTER_HOME": str(tmp_path)})
-    assert {job.executor_def.name for job in defs.resolve_all_job_defs()} == {"cvn_k8s_executor"}
+    executors = {job.name: job.executor_def.name for job in defs.resolve_all_job_defs()}
+    # the registry lifecycle's jobs are one short step each: it runs in the run's own pod
+    assert {executors.pop(name) for name in MODEL_JOBS} == {"in_process"}
+    assert set(executors.values()) == {"cvn_k8s_executor"}, executors
 
 
 # ---------------------------------------------------------------------------------------------

@@ -91,12 +91,17 @@ def walk(crypto: str, http_receiver, monkeypatch, instance) -> None:
     resources = {"alert_channels": AlertChannelsResource(backoff_seconds=0.01, timeout_seconds=2.0),
                  "diagnostics": DiagnosticsResource(url=diagnostics_url_from_env())}
     sensor = build_model_alert_sensor()
-    cursor = None
+    cursor, outcomes = None, []
     for _ in range(2):
         data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
         cursor = data.cursor
+        outcomes.append(data.skip_message or "")
+    # §8 routing: the P3 promotion goes to the digest (log channel) only, nobody is paged; the P1
+    # killswitch reaches the webhook. Each is told once over the two ticks.
     told = [request.json() for request in http_receiver.accepted("/hook")]
-    assert [(a["facts"]["action"], a["severity"]) for a in told] == [("promotion", "P3"), ("killswitch", "P1")]
+    assert [(a["facts"]["action"], a["severity"]) for a in told] == [("killswitch", "P1")]
+    promotions = [line for line in "; ".join(outcomes).split("; ") if line.startswith("[P3]")]
+    assert len(promotions) == 1 and "promot" in promotions[0] and promotions[0].endswith("→ log"), outcomes
 
     # Rollback refused: no previous
     assert "no previous" in cvn("rollback", crypto, "--confirm", f"{crypto}@{v1}", "--reason", "r", "--by", "op",

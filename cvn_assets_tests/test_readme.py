@@ -71,7 +71,7 @@ def table_commands(text: str) -> set[tuple[str, ...]]:
     for cell in (command for first in first_cells for command in re.findall(r"`cvn ([^`]*)`", first)):
         words = []
         for word in cell.split():
-            if word.startswith(("-", "[", "<")) or word.isupper():
+            if word.startswith(("-", "[", "<", "…")) or word.isupper():
                 break
             words.append(word)
         heads, alternatives = words[:-1], words[-1].replace("\\|", "|").split("|")

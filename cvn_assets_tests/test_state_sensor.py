@@ -89,10 +89,15 @@ def record_pass_gate(store) -> None:
 def register_fresh_model(tracking_uri: str) -> None:
     from mlflow.tracking import MlflowClient
 
+    from cvn_assets.models.contract import challenger_alias
+
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     name = model_registry.model_name("BTCUSDC")
     client.create_registered_model(name)
-    client.create_model_version(name, source="file:///dev/null")
+    version = client.create_model_version(name, source="file:///dev/null").version
+    # a challenger as the registry contract names it (no champion was ever promoted: freshness
+    # is the newest challenger's age)
+    client.set_registered_model_alias(name, challenger_alias("state-001"), version)
 
 
 @pytest.fixture

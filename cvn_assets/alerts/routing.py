@@ -135,7 +135,7 @@ RULE_FAMILIES = {
     "core_model_stale": Family.LIFECYCLE, "noncore_model_stale": Family.LIFECYCLE,
 }
 KIND_FAMILIES = {"run_failure": Family.PIPELINE, "check_failure": Family.PIPELINE, "stuck_run": Family.PIPELINE,
-                 "long_run": Family.PIPELINE}
+                 "long_run": Family.PIPELINE, "model_lifecycle": Family.LIFECYCLE}
 
 
 def rule_family(rule_id: str) -> Family:

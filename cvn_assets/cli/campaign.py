@@ -87,6 +87,7 @@ def launch_command(group: str, campaign_id: str | None, workers: int | None, as_
     `make dev` shows the partitions, the gate and its checks. Nothing is written for bad input
     (exit 2). Exit 0 whatever the verdict; 1 if the gate fails loud on a malformed blob.
     """
+    check_configuration()  # every setting and backend first: the spec itself reads the groups' table
     values = {name: value for name, value in options.items() if value is not None}
     try:
         spec = CampaignSpec(campaign_id=campaign_id or new_campaign_id(group), group=group, **values)
@@ -94,7 +95,6 @@ def launch_command(group: str, campaign_id: str | None, workers: int | None, as_
         fail(validation_message(exc, "campaign"), EXIT_USAGE)
     if workers is not None and workers < 1:
         fail(f"--workers {workers} is invalid: expected at least 1", EXIT_USAGE)
-    check_configuration()
     if spec.data_source == "files":
         progress(f"pre-flight: reading the {spec.timeframe} candles of {', '.join(spec.cryptos)} in {spec.data_dir} …")
     checked = preflight_candles(spec)
