@@ -201,8 +201,11 @@ def load_estimator(tracking_uri: str, version: RegisteredVersion) -> Any:
 
 
 def register_version(tracking_uri: str, registered_name: str, model: Any, run_name: str,
-                     tags: Mapping[str, str], alias: str) -> str:
-    """Log ``model`` with skops (no pickle), register it under ``registered_name``, tag it, set ``alias``."""
+                     tags: Mapping[str, str], alias: str | None) -> str:
+    """Log ``model`` with skops (no pickle), register it under ``registered_name``, tag it, set ``alias``.
+
+    ``alias`` None: the caller gives the version its role (a retrained challenger is made one by
+    ``Lifecycle.register_challenger``, audited)."""
     import mlflow
     import mlflow.sklearn
 
@@ -217,7 +220,8 @@ def register_version(tracking_uri: str, registered_name: str, model: Any, run_na
     version = str(info.registered_model_version)
     for key, value in tags.items():
         client.set_model_version_tag(registered_name, version, key, value)
-    client.set_registered_model_alias(registered_name, alias, version)
+    if alias is not None:
+        client.set_registered_model_alias(registered_name, alias, version)
     return version
 
 
