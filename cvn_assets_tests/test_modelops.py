@@ -178,6 +178,8 @@ def test_model_operations_end_to_end(champion_of_a_pass, instance):
     ((model,),) = [listed["models"]]
     assert model["champion"]["version"] == new and model["champion"]["origin"] == "retrain"
     assert model["previous"]["version"] == version and model["challengers"] == [] and model["approvals"] == []
+    # model operations read the same stages: the backtest's default is the champion (and challengers)
+    assert {v.version: v.role for v in registered_versions(uri, CRYPTO)} == {version: "previous", new: "champion"}
 
     # Meta-training: refused without the mlops_maintainer approval (nothing registered, a refused row),
     # refused when its approver runs it, then registered — the approval consumed by its audit row.

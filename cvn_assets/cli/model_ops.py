@@ -169,7 +169,7 @@ def backtest_command(crypto: str, version: str | None, as_json: bool, **options:
     qualifies; rows in cvn_model_backtests. Exit 0 whatever the outcome.
     """
     from cvn_assets.modelops.operations import plan_backtest
-    from cvn_assets.modelops.registry import validate_version
+    from cvn_assets.models.contract import validate_version
     from cvn_assets.runs import BACKTEST_JOB, CRYPTO_TAG, STAGE_TAG
 
     crypto = _crypto(crypto)
@@ -199,7 +199,8 @@ def walkforward_command(crypto: str, version: str, windows: int, as_json: bool, 
     Per window: the signals of the model fitted on the block before it; across windows
     std_f1_buy, and ML_UNSTABLE when it exceeds 0.10 (manual §7).
     """
-    from cvn_assets.modelops.registry import operated_versions, validate_version
+    from cvn_assets.models.contract import validate_version
+    from cvn_assets.modelops.registry import operated_versions
     from cvn_assets.runs import CRYPTO_TAG, STAGE_TAG, WALKFORWARD_JOB
 
     crypto, version = _crypto(crypto), validate_version(version)
