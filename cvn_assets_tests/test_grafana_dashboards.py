@@ -122,6 +122,35 @@ def test_every_model_registry_query_returns_rows_from_real_lifecycle_actions(rea
     assert champion["crypto"] == "ADAUSDC" and champion["origin_campaign"] == case.report.campaign_id
     assert champion["promoted_by"] == "mo" and float(champion["age_days"]) < 0.01
     assert states == {"ADAUSDC": "in production", "SOLUSDC": "no champion"}
+
+    # A retrained challenger (origin retrain, registered by the lifecycle) waits, then — its backtest
+    # qualifying it, two approvals — becomes the champion the panel shows, with its own age.
+    from cvn_assets.diagnostics.tables import model_backtests
+    from cvn_assets.models.registry import mlflow_client, model_name
+
+    client, name = mlflow_client(lifecycle.tracking_uri), model_name("ADAUSDC")
+    source = client.get_model_version(name, registered["ADAUSDC"]).source
+    retrained = str(client.create_model_version(name, source).version)
+    run_id = "retrain-adausdc-v1-20261205-070000"
+    lifecycle.register_challenger("ADAUSDC", retrained, run_id, origin="retrain", actor="retrain")
+    panels = {panel: sql for _, panel, sql in queries(only=MODEL_REGISTRY)}
+    with store.engine.connect() as connection:
+        assert connection.execute(sa.text(panels["Challengers awaiting promotion"])).scalar_one() == 1
+    now = datetime.now(UTC)
+    with store.engine.begin() as connection:
+        connection.execute(sa.insert(model_backtests), [{
+            "run_id": f"backtest-adausdc-v{retrained}-fixture", "crypto": "ADAUSDC", "version": retrained,
+            "kind": "backtest", "role": "challenger", "family": "hgb", "diagnostic": "ML_SOLID", "codes": "",
+            "qualifies": True, "reasons": "[]", "action": "", "windows": "[]", "window_start": now,
+            "window_end": now, "evaluated_at": now}])
+    lifecycle.approve("ADAUSDC", retrained, "ml_owner", "alice")
+    lifecycle.approve("ADAUSDC", retrained, "operator", "bob")
+    lifecycle.promote("ADAUSDC", retrained, "mo")
+    with store.engine.connect() as connection:
+        rows = connection.execute(sa.text(panels["Champion per crypto"])).mappings().all()
+        assert connection.execute(sa.text(panels["Challengers awaiting promotion"])).scalar_one() == 0
+    (champion,) = [dict(row) for row in rows if row["crypto"] == "ADAUSDC"]
+    assert (champion["champion"], champion["origin"], champion["origin_campaign"]) == (retrained, "retrain", run_id)
     store.close()
 
 

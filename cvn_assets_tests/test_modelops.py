@@ -8,7 +8,6 @@ jobs through the command an operator types.
 from __future__ import annotations
 
 import json
-import time
 
 import dagster as dg
 import mlflow
@@ -19,12 +18,13 @@ from click.testing import CliRunner
 from cvn_assets.cli.main import get_cli
 from cvn_assets.contracts.blob import Window
 from cvn_assets.diagnostics.resources import diagnostics_url_from_env, migrated_store
-from cvn_assets.gate.model_registry import model_freshness_days, model_name, tracking_uri_from_env
+from cvn_assets.gate.model_registry import model_name, tracking_uri_from_env
 from cvn_assets.campaigns.runner import read_report
 from cvn_assets.gate.report import Verdict
-from cvn_assets.modelops.approvals import MLOPS_MAINTAINER, META_TRAINING, approve
+from cvn_assets.models.audit import ModelAudit
+from cvn_assets.models.lifecycle import backtest_qualified_reason
 from cvn_assets.modelops.drift import Band, DriftKind, DriftThresholds, crypto_band, measure, psi
-from cvn_assets.modelops.records import backtest_rows, latest_drift, qualification_reason
+from cvn_assets.modelops.records import backtest_rows, latest_drift
 from cvn_assets.modelops.registry import champion, registered_versions
 from cvn_assets.runs import BACKTEST_JOB, CAMPAIGN_TAG, STAGE_TAG
 from cvn_assets_tests.fixtures.campaigns import small_spec
@@ -38,27 +38,35 @@ def cvn(*args: str):
 
 def cvn_json(*args: str) -> tuple[int, dict]:
     result = cvn(*args, "--json")
+    assert result.stdout.strip(), (result.exit_code, result.output, result.exception)
     return result.exit_code, json.loads(result.stdout)
+
+
+def promote(version: str) -> dict:
+    """The lifecycle's promotion: approvals by the ml_owner and an operator (two people), then promote."""
+    for role, person in (("ml_owner", "olga"), ("operator", "omar")):
+        code, approved = cvn_json("approve", CRYPTO, version, "--role", role, "--by", person)
+        assert code == 0, approved
+    code, promoted = cvn_json("promote", CRYPTO, version, "--by", "mo")
+    assert code == 0 and promoted["outcome"] == "done", promoted
+    return promoted
 
 
 @pytest.fixture
 def champion_of_a_pass(pass_harness):
-    """Discovery PASS on a planted signal (ADAUSDC, hgb), its challenger made champion.
-
-    SETUP TO SWITCH AT MERGE: the champion alias is set directly in the MLflow store; with the
-    lifecycle branch, this becomes two approvals and `cvn model promote`.
-    """
+    """Discovery PASS on a planted signal (ADAUSDC, hgb), its challenger promoted through the lifecycle."""
     spec = small_spec("ops-pass-001", symbols=[CRYPTO], backtest_days=20, planted_signal=1.0,
                       families=["naive", "logreg", "hgb"])
     pass_harness.launch(spec)
     assert pass_harness.gate(spec.campaign_id).success
     report = pass_harness.report(spec.campaign_id)
     assert report.verdict == Verdict.PASS and report.cryptos[CRYPTO].candidate, report.summary
-    uri = tracking_uri_from_env()
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    (version,) = client.search_model_versions(f"name='{model_name(CRYPTO)}'")
-    client.set_registered_model_alias(model_name(CRYPTO), "champion", version.version)
-    return uri, str(version.version)
+    code, listed = cvn_json("ls", "--crypto", CRYPTO)
+    assert code == 0, listed
+    ((challenger,),) = [model["challengers"] for model in listed["models"]]
+    version = challenger["version"]
+    assert promote(version)["after"]["champion"] == version
+    return tracking_uri_from_env(), version
 
 
 def test_model_operations_end_to_end(champion_of_a_pass, instance):
@@ -122,9 +130,9 @@ def test_model_operations_end_to_end(champion_of_a_pass, instance):
     (fired,) = [rule for rule in state["rules"] if rule["id"] == f"champion_drift:{CRYPTO}"]
     assert fired["state"] == "YELLOW" and "our rule" in fired["rule"] and "proba_buy" in fired["reason"]
 
-    # Retrain: the champion's recipe on the latest window, a new challenger, freshness reset.
-    before = model_freshness_days(uri, CRYPTO)
-    time.sleep(0.05)
+    # Retrain: the champion's recipe on the latest window, made a challenger by the lifecycle (audited).
+    before = freshness()
+    assert before["detail"].startswith(f"champion v{version} ")
     code, retrained = cvn_json("retrain", "--crypto", CRYPTO)
     assert code == 0, retrained
     new = retrained["version"]
@@ -133,32 +141,80 @@ def test_model_operations_end_to_end(champion_of_a_pass, instance):
     assert versions[new].role == "challenger" and versions[new].origin == "retrain"
     assert versions[new].family == versions[version].family and versions[new].pte == versions[version].pte
     assert champion(uri, CRYPTO).version == version  # a challenger, never promoted by itself
-    assert model_freshness_days(uri, CRYPTO) < before and model_freshness_days(uri, CRYPTO) < 0.001
-    # Its gate is a backtest on a window after the one it was fitted on (the same one is refused).
+    (registered,) = [e for e in ModelAudit(diagnostics).events(CRYPTO) if e["action"] == "register" and e["version"] == new]
+    assert registered["outcome"] == "done" and registered["actor"] == "retrain" and "retrain" in registered["detail"]
+    code, listed = cvn_json("ls", "--crypto", CRYPTO)
+    ((model,),) = [listed["models"]]
+    assert model["champion"]["version"] == version
+    assert [(c["version"], c["origin"]) for c in model["challengers"]] == [(new, "retrain")]
+    assert state_signal("challenger_count")["value"] == 1
+    assert freshness()["detail"].startswith(f"champion v{version} ")  # still the champion's age until promoted
+
+    # Its gate is a backtest: promotion without one is refused (exit 2, audited), approvals or not.
+    for role, person in (("ml_owner", "olga"), ("operator", "omar")):
+        assert cvn_json("approve", CRYPTO, new, "--role", role, "--by", person)[0] == 0
+    code, refused = cvn_json("promote", CRYPTO, new, "--by", "mo")
+    assert code == 2 and "qualifying backtest" in refused["error"] and "has no backtest" in refused["error"]
+    last = ModelAudit(diagnostics).events(CRYPTO)[-1]
+    assert (last["action"], last["version"], last["outcome"]) == ("promotion", new, "refused")
+    assert champion(uri, CRYPTO).version == version
+    # The backtest must be on a window after the one it was fitted on (the same one is refused).
     code, in_sample = cvn_json("backtest", "--crypto", CRYPTO, "--version", new)
     assert code == 2 and "in-sample" in in_sample["error"]
-    assert qualification_reason(diagnostics, CRYPTO, new).startswith(f"{CRYPTO} v{new} has no backtest")
     code, tested = cvn_json("backtest", "--crypto", CRYPTO, "--version", new, "--synthetic-path", "2")
     assert code == 0, tested
     (fresh,) = tested["versions"]
     assert fresh["role"] == "challenger" and fresh["qualifies"] is True, fresh
-    assert qualification_reason(diagnostics, CRYPTO, new) is None
-    assert qualification_reason(diagnostics, CRYPTO, version).startswith(f"{CRYPTO} v{version} did not qualify")
+    assert backtest_qualified_reason(diagnostics, CRYPTO, new) is None
+    assert backtest_qualified_reason(diagnostics, CRYPTO, version).startswith(f"{CRYPTO} v{version} did not qualify")
 
-    # Meta-training: refused without the mlops_maintainer approval (nothing registered), then registered.
-    code, refused = cvn_json("meta-train", "--crypto", CRYPTO, "--by", "paul")
+    # Promoted with the approvals kept from the refusal: the retrained champion resets freshness.
+    code, promoted = cvn_json("promote", CRYPTO, new, "--by", "mo")
+    assert code == 0 and promoted["after"]["champion"] == new and promoted["after"]["previous"] == version, promoted
+    after = freshness()
+    assert after["detail"].startswith(f"champion v{new} ") and after["value"] < before["value"]
+    assert state_signal("challenger_count")["value"] == 0
+    code, listed = cvn_json("ls", "--crypto", CRYPTO)
+    ((model,),) = [listed["models"]]
+    assert model["champion"]["version"] == new and model["champion"]["origin"] == "retrain"
+    assert model["previous"]["version"] == version and model["challengers"] == [] and model["approvals"] == []
+    # model operations read the same stages: the backtest's default is the champion (and challengers)
+    assert {v.version: v.role for v in registered_versions(uri, CRYPTO)} == {version: "previous", new: "champion"}
+
+    # Meta-training: refused without the mlops_maintainer approval (nothing registered, a refused row),
+    # refused when its approver runs it, then registered — the approval consumed by its audit row.
+    meta_window = ("--synthetic-path", "2")  # out of the retrained champion's training window
+    code, refused = cvn_json("meta-train", "--crypto", CRYPTO, "--by", "paul", *meta_window)
     assert code == 2 and "mlops_maintainer" in refused["error"] and refused["exit_code"] == 2
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert not client.search_registered_models(f"name='{model_name(CRYPTO)}-meta'")
-    approve(uri, champion(uri, CRYPTO), MLOPS_MAINTAINER, "maria", reason="labels reviewed", action=META_TRAINING)
-    code, same_person = cvn_json("meta-train", "--crypto", CRYPTO, "--by", "maria")
+    code, approved = cvn_json("approve", CRYPTO, new, "--role", "mlops_maintainer", "--by", "maria",
+                              "--reason", "labels reviewed", "--for", "meta_training")
+    assert code == 0, approved
+    code, same_person = cvn_json("meta-train", "--crypto", CRYPTO, "--by", "maria", *meta_window)
     assert code == 2 and "another person" in same_person["error"]
-    code, meta = cvn_json("meta-train", "--crypto", CRYPTO, "--by", "paul")
+    code, meta = cvn_json("meta-train", "--crypto", CRYPTO, "--by", "paul", *meta_window)
     assert code == 0, meta
-    assert meta["model"] == f"{model_name(CRYPTO)}-meta" and meta["primary_version"] == version
+    assert meta["model"] == f"{model_name(CRYPTO)}-meta" and meta["primary_version"] == new
     assert meta["approval"]["actor"] == "maria" and meta["primary_buys"] > 30
     tags = client.get_model_version(meta["model"], meta["version"]).tags
     assert tags["origin"] == "meta_training" and tags["approved_by"] == "mlops_maintainer:maria"
+    metas = [e for e in ModelAudit(diagnostics).events(CRYPTO) if e["action"] == "meta_training"]
+    assert [(e["actor"], e["outcome"]) for e in metas] == [("paul", "refused"), ("maria", "refused"), ("paul", "done")]
+    assert metas[-1]["id"] == meta["audit_event"] and metas[-1]["approvals"][0]["actor"] == "maria"
+    assert "another person" in metas[1]["detail"] and metas[-1]["origin"].startswith("dagster run ")
+    # consumed: the next meta-training needs a new approval
+    code, again = cvn_json("meta-train", "--crypto", CRYPTO, "--by", "paul", *meta_window)
+    assert code == 2 and "mlops_maintainer" in again["error"]
+
+
+def state_signal(signal: str, scope_prefix: str = "") -> dict:
+    (row,) = [r for r in state_json()["signals"] if r["signal"] == signal and r["scope"].startswith(scope_prefix)]
+    return row
+
+
+def freshness() -> dict:
+    return state_signal("model_freshness", CRYPTO)
 
 
 def state_json() -> dict:
@@ -255,7 +311,7 @@ def test_the_pipelines_are_jobs_with_typed_config_and_schedules_in_the_code_loca
 
     defs = build_defs()
     assert set(MODEL_OPS_JOBS) <= {job.name for job in defs.resolve_all_job_defs()}
-    assert set(MODEL_OPS_JOBS) <= set(OUR_JOBS) == set(StateSettings().jobs)  # counted by the sensors
+    assert set(MODEL_OPS_JOBS) <= set(OUR_JOBS) <= set(StateSettings().jobs)  # counted by the sensors
     schedules = {schedule.name: schedule for schedule in defs.schedules}
     assert {"retrain_defi_schedule", "retrain_btc_core_schedule", "monitoring_schedule"} <= set(schedules)
     weekly = schedules["retrain_defi_schedule"]

@@ -86,22 +86,20 @@ def walk(crypto: str, http_receiver, monkeypatch, instance) -> None:
     state = evaluate_state(healthy(cryptos={crypto: crypto_row(crypto, "defi", False, model_freshness_days=freshness)}))
     assert state.state.value != "GREEN" and any(u.scope == crypto for u in state.unknown)
 
-    # The lifecycle alerts: promotion (P3) and killswitch (P1), each told once
+    # The lifecycle alerts, each told once: the killswitch (P1) pages the webhook; the promotion (P3)
+    # goes to the digest only (the routing table of the manual §8: P3 → log, read at the morning check)
     monkeypatch.setenv("CVN_ALERT_WEBHOOK_URL", http_receiver.url("/hook/lifecycle"))
     resources = {"alert_channels": AlertChannelsResource(backoff_seconds=0.01, timeout_seconds=2.0),
                  "diagnostics": DiagnosticsResource(url=diagnostics_url_from_env())}
     sensor = build_model_alert_sensor()
-    cursor, outcomes = None, []
+    cursor, ticks = None, []
     for _ in range(2):
         data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
         cursor = data.cursor
-        outcomes.append(data.skip_message or "")
-    # §8 routing: the P3 promotion goes to the digest (log channel) only, nobody is paged; the P1
-    # killswitch reaches the webhook. Each is told once over the two ticks.
+        ticks.append(data.skip_message or "")
     told = [request.json() for request in http_receiver.accepted("/hook")]
     assert [(a["facts"]["action"], a["severity"]) for a in told] == [("killswitch", "P1")]
-    promotions = [line for line in "; ".join(outcomes).split("; ") if line.startswith("[P3]")]
-    assert len(promotions) == 1 and "promot" in promotions[0] and promotions[0].endswith("→ log"), outcomes
+    assert "promoted to champion" in ticks[0] and "promoted" not in ticks[1], ticks
 
     # Rollback refused: no previous
     assert "no previous" in cvn("rollback", crypto, "--confirm", f"{crypto}@{v1}", "--reason", "r", "--by", "op",
@@ -208,3 +206,72 @@ def test_mlflow_cut_in_the_middle_of_a_promotion_is_recorded_and_completed_by_re
         assert f"alias champion → v{v1}" in promotions[0]["detail"]
     finally:
         proxy.stop()
+
+
+def _backtest_row(run_id: str, version: str, qualifies: bool, at: datetime) -> dict:
+    return {"run_id": run_id, "crypto": "SOLUSDC", "version": version, "kind": "backtest", "role": "challenger",
+            "family": "hgb", "diagnostic": "ML_SOLID" if qualifies else "ML_USELESS", "codes": "",
+            "qualifies": qualifies, "reasons": "[]", "action": "", "windows": "[]", "window_start": at,
+            "window_end": at, "evaluated_at": at}
+
+
+def test_a_retrained_version_passes_its_gate_by_its_latest_backtest_a_discovery_one_by_its_campaign(tmp_path):
+    import sqlalchemy as sa
+
+    from cvn_assets.diagnostics.store import DiagnosticsStore
+    from cvn_assets.diagnostics.tables import model_backtests
+    from cvn_assets.models.lifecycle import qualified_reason
+
+    store = DiagnosticsStore(f"sqlite:///{tmp_path / 'd.sqlite'}")
+    store.migrate()
+    retrained = {"campaign_id": "retrain-solusdc-v1-20261205-070000", "origin": "retrain"}
+    assert "has no backtest recorded" in qualified_reason(store, "SOLUSDC", "2", retrained)
+    with store.engine.begin() as connection:
+        connection.execute(sa.insert(model_backtests), [
+            _backtest_row("backtest-a", "2", True, datetime(2026, 12, 1, tzinfo=UTC)),
+            _backtest_row("backtest-b", "2", False, datetime(2026, 12, 2, tzinfo=UTC))])
+    assert "did not qualify at its latest backtest backtest-b (ML_USELESS)" in qualified_reason(
+        store, "SOLUSDC", "2", retrained)
+    with store.engine.begin() as connection:
+        connection.execute(sa.insert(model_backtests), [_backtest_row("backtest-c", "2", True,
+                                                                      datetime(2026, 12, 3, tzinfo=UTC))])
+    assert qualified_reason(store, "SOLUSDC", "2", retrained) is None
+    # a discovery version is judged by its campaign's gate, never by a backtest
+    assert "no gate verdict recorded for campaign camp-001" in qualified_reason(
+        store, "SOLUSDC", "2", {"campaign_id": "camp-001", "origin": "gate"})
+    store.close()
+
+
+def test_an_approved_action_is_audited_refused_failed_then_done_and_consumes_its_approval(tmp_path):
+    from cvn_assets.diagnostics.store import DiagnosticsStore
+    from cvn_assets.models.contract import Action, Approval, Outcome, Refused, Role
+
+    store = DiagnosticsStore(f"sqlite:///{tmp_path / 'e.sqlite'}")
+    store.migrate()
+    lifecycle = Lifecycle("sqlite:///unused.sqlite", store, origin="test")  # no registry read on this path
+    with pytest.raises(Refused, match="needs approvals by mlops_maintainer"):
+        lifecycle.run_approved(Action.META_TRAINING, "SOLUSDC", "3", "paul", lambda approvals: ("never", ""))
+    now = datetime(2026, 12, 5, 7, tzinfo=UTC)
+    approval_event = lifecycle.audit.start(action=Action.APPROVE, crypto="SOLUSDC", version="3", actor="maria",
+                                           role="mlops_maintainer", reason="", approvals=[], before={}, plan=None,
+                                           origin="test", now=now, outcome=Outcome.DONE)
+    lifecycle.audit.add_approval(Approval(crypto="SOLUSDC", version="3", action="meta_training",
+                                          role=Role.MLOPS_MAINTAINER, actor="maria", approved_at=now), approval_event)
+    with pytest.raises(Refused, match="another person"):
+        lifecycle.run_approved(Action.META_TRAINING, "SOLUSDC", "3", "maria", lambda approvals: ("never", ""))
+
+    def broken(approvals):
+        raise ValueError("too few BUYs on the window")
+
+    with pytest.raises(ValueError, match="too few BUYs"):
+        lifecycle.run_approved(Action.META_TRAINING, "SOLUSDC", "3", "paul", broken)
+    assert len(lifecycle.audit.pending_approvals("SOLUSDC", "3", "meta_training")) == 1  # kept for a re-run
+    result, event_id = lifecycle.run_approved(Action.META_TRAINING, "SOLUSDC", "3", "paul",
+                                              lambda approvals: ([a.actor for a in approvals], "meta-label v1"))
+    assert result == ["maria"] and lifecycle.audit.pending_approvals("SOLUSDC", "3", "meta_training") == []
+    rows = [e for e in lifecycle.audit.events("SOLUSDC") if e["action"] == "meta_training"]
+    assert [(e["actor"], e["outcome"]) for e in rows] == [
+        ("paul", "refused"), ("maria", "refused"), ("paul", "failed"), ("paul", "done")]
+    assert "too few BUYs" in rows[2]["detail"] and rows[3]["id"] == event_id and rows[3]["detail"] == "meta-label v1"
+    assert rows[3]["approvals"][0]["actor"] == "maria" and rows[3]["role"] == "mlops_maintainer"
+    store.close()

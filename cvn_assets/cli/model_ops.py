@@ -32,7 +32,9 @@ def _errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from mlflow.exceptions import MlflowException
 
-        from cvn_assets.modelops.approvals import Refused
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from cvn_assets.models.contract import Refused
         from cvn_assets.state.sources import describe_error
 
         try:
@@ -45,6 +47,8 @@ def _errors(command: F) -> F:
             message, code = str(exc), EXIT_USAGE
         except (MlflowException, OSError) as exc:
             message, code = f"model registry unreachable — {describe_error(exc)}", EXIT_ERROR
+        except SQLAlchemyError as exc:
+            message, code = f"diagnostics database unreachable — {describe_error(exc)}", EXIT_ERROR
         if kwargs.get("as_json"):
             emit_json({"error": message, "exit_code": code})
         raise CommandFailed(message, code)
@@ -105,7 +109,7 @@ def _ops_context():
 
     store, settings = storage()
     return OpsContext(store=store, prefix=settings.prefix, diagnostics=migrated_store(diagnostics_url_from_env()),
-                      tracking_uri=_tracking_uri(), log=logging.getLogger("cvn.model"))
+                      tracking_uri=_tracking_uri(), log=logging.getLogger("cvn.model"), origin="cli")
 
 
 def _crypto(value: str) -> str:
@@ -118,17 +122,18 @@ def run_job(job_name: str, op_name: str, config: dict[str, Any], tags: dict[str,
     """Run one model-operations job on the DAGSTER_HOME instance; (run id, the op's JSON result)."""
     import dagster as dg
 
-    from cvn_assets.campaigns.runner import CONSOLE_RUN_CONFIG, quiet_dagster_notices
+    from cvn_assets.campaigns.runner import QUIET_RUN_CONFIG, VERBOSE_RUN_CONFIG, without_library_chatter
+    from cvn_assets.cli.common import verbose
     from cvn_assets.definitions import build_defs
     from cvn_assets.modelops.jobs import result_of
     from cvn_assets.runs import step_failures
 
     require_dagster_home()
-    quiet_dagster_notices()
     job = build_defs().resolve_job_def(job_name)
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False,
-                                        run_config={**CONSOLE_RUN_CONFIG, "ops": {op_name: {"config": config}}})
+    loud = verbose()
+    with dg.DagsterInstance.get() as instance, without_library_chatter(loud):
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config={
+            **(VERBOSE_RUN_CONFIG if loud else QUIET_RUN_CONFIG), "ops": {op_name: {"config": config}}})
     if not result.success:
         raise CommandFailed(f"{job_name} run {result.run_id} failed: {'; '.join(step_failures(result)) or 'see its logs'}",
                             EXIT_ERROR)
@@ -164,7 +169,7 @@ def backtest_command(crypto: str, version: str | None, as_json: bool, **options:
     qualifies; rows in cvn_model_backtests. Exit 0 whatever the outcome.
     """
     from cvn_assets.modelops.operations import plan_backtest
-    from cvn_assets.modelops.registry import validate_version
+    from cvn_assets.models.contract import validate_version
     from cvn_assets.runs import BACKTEST_JOB, CRYPTO_TAG, STAGE_TAG
 
     crypto = _crypto(crypto)
@@ -194,7 +199,8 @@ def walkforward_command(crypto: str, version: str, windows: int, as_json: bool, 
     Per window: the signals of the model fitted on the block before it; across windows
     std_f1_buy, and ML_UNSTABLE when it exceeds 0.10 (manual §7).
     """
-    from cvn_assets.modelops.registry import operated_versions, validate_version
+    from cvn_assets.models.contract import validate_version
+    from cvn_assets.modelops.registry import operated_versions
     from cvn_assets.runs import CRYPTO_TAG, STAGE_TAG, WALKFORWARD_JOB
 
     crypto, version = _crypto(crypto), validate_version(version)
@@ -280,25 +286,27 @@ def monitor_command(crypto: str | None, as_json: bool, **options: Any) -> None:
 def meta_train_command(crypto: str, by: str, as_json: bool, **options: Any) -> None:
     """Train a meta-label on the champion's BUYs (take-profit first?) and register it as its own model.
 
-    Refused (exit 2, nothing run) without an mlops_maintainer approval of the champion version
-    (manual §4, §10): `cvn model approve CRYPTO VERSION --role mlops_maintainer --by NAME`.
+    Refused (exit 2, nothing run, a refused row in cvn_model_events) without an mlops_maintainer
+    approval of the champion version by someone else (manual §4, §10):
+    `cvn model approve CRYPTO VERSION --role mlops_maintainer --for meta_training --by NAME`.
+    The run consumes the approval: the next meta-training needs a new one.
     """
-    from cvn_assets.modelops.approvals import META_TRAINING, require_approvals, require_other_person, validate_actor
+    from cvn_assets.models.contract import Action, validate_actor
     from cvn_assets.modelops.registry import require_champion
     from cvn_assets.runs import CRYPTO_TAG, META_TRAINING_JOB, STAGE_TAG
 
     crypto, actor = _crypto(crypto), validate_actor(by)
     window = _window_config(options)
     champion = require_champion(_tracking_uri(), crypto)
-    require_other_person(require_approvals(champion, META_TRAINING), actor, f"{META_TRAINING} of {champion.name}")
+    _ops_context().lifecycle().check_approved(Action.META_TRAINING, crypto, champion.version, actor)
     run_id, result = run_job(META_TRAINING_JOB, "meta_training", {"crypto": crypto, "by": actor, **window},
                              {STAGE_TAG: "meta_training", CRYPTO_TAG: crypto})
     if as_json:
         emit_json({**result, "dagster_run_id": run_id})
         return
     click.echo(f"{result['model']} v{result['version']} registered: meta-label of {result['primary_model']} "
-               f"v{result['primary_version']} (approved by {result['approval']['actor']}); on the holdout, "
-               f"take-profit rate {result['primary_precision_holdout']:.3f} of the champion's BUYs → "
+               f"v{result['primary_version']} (approved by {result['approval']['actor']}, audit event "
+               f"#{result['audit_event']}); on the holdout, take-profit rate {result['primary_precision_holdout']:.3f} of the champion's BUYs → "
                f"{result['meta_precision_holdout']:.3f} of those the meta-label keeps")
 
 

@@ -29,7 +29,7 @@ import pandas as pd
 from cvn_assets.contracts.blob import PredictionBlob
 from cvn_assets.gate.report import GateReport, Verdict
 from cvn_assets.home import in_dagster_home
-from cvn_assets.models.contract import challenger_alias, signals_tag
+from cvn_assets.models.contract import ORIGIN_GATE, challenger_alias, signals_tag
 from cvn_assets.models.registry import TRACKING_ENV, ensure_store, model_name, model_versions, sqlite_database
 from cvn_assets.models.registry import mlflow_client as _client
 
@@ -191,7 +191,7 @@ def register_challengers(
             version = str(info.registered_model_version)
         view = lifecycle.view(crypto)
         if view.stage_of(version).value in ("none", "challenger"):  # never demote a promoted or killed version
-            lifecycle.register_challenger(crypto, version, report.campaign_id, origin="gate", tags={
+            lifecycle.register_challenger(crypto, version, report.campaign_id, origin=ORIGIN_GATE, tags={
                 "diagnostic": verdict.diagnostic, "family": family, "signals": signals_tag(verdict.signals),
                 "pte": f"sl={last.meta.pte.sl},tp={last.meta.pte.tp},horizon={last.meta.pte.horizon}",
                 "threshold": f"{last.meta.threshold:.6f}"})

@@ -92,7 +92,7 @@ def _meta(run_id: str, version: RegisteredVersion, spec: CampaignSpec, fold: int
     # windows of the meta name it (the discovery's validation slices are not re-read here).
     return BlobMeta(
         schema_version=SCHEMA_VERSION, campaign_id=run_id, crypto=version.crypto, fold=fold, family=version.family,
-        pte=version.pte, threshold=version.threshold, train=train, validation=train, test=test,
+        pte=version.pte, timeframe=spec.timeframe, threshold=version.threshold, train=train, validation=train, test=test,
         screening_f1_buy=version.screening_f1_buy, validation_f1_buy=None, fees_bps=spec.fees_bps,
         hyperparameters={}, producer_version=producer_version(),
     )
@@ -116,7 +116,7 @@ def backtest_blobs(run_id: str, version: RegisteredVersion, estimator: Any, spec
     slices = _equal_slices(usable.start, usable.stop, spec.folds, f"backtest {run_id}")
     blobs = []
     for fold, part in enumerate(slices):
-        meta = _meta(run_id, version, spec, fold, training_window, _window(market.ts, part))
+        meta = _meta(run_id, version, spec, fold, training_window, _window(market.ts, part, spec.timeframe))
         blobs.append(_blob(meta, market, part.as_slice(), proba[part.start - usable.start:part.stop - usable.start]))
     return blobs
 
@@ -141,7 +141,7 @@ def walkforward_blobs(run_id: str, version: RegisteredVersion, estimator: Any, s
                                  f"under {version.pte}, found only {np.unique(y).tolist()}")
             model = clone(estimator).fit(market.features.iloc[train.as_slice()], y)
             proba = model.predict_proba(market.features.iloc[test.as_slice()])[:, 1]
-            meta = _meta(run_id, version, spec, k, _window(market.ts, train), _window(market.ts, test))
+            meta = _meta(run_id, version, spec, k, _window(market.ts, train, spec.timeframe), _window(market.ts, test, spec.timeframe))
             blobs.append(_blob(meta, market, test.as_slice(), proba))
     return blobs
 

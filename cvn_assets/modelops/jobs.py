@@ -86,7 +86,8 @@ class MetaTrainingConfig(WindowConfig):
 def _context(context: dg.OpExecutionContext, object_store: ObjectStoreResource, diagnostics: DiagnosticsResource,
              model_registry: ModelRegistryResource) -> "OpsContext":
     return _operations().OpsContext(store=object_store.store(), prefix=object_store.prefix, diagnostics=diagnostics.store(),
-                      tracking_uri=model_registry.tracking_uri, log=context.log)
+                      tracking_uri=model_registry.tracking_uri, log=context.log,
+                      origin=f"dagster run {context.run_id}")
 
 
 def _payload(result: BaseModel | list[BaseModel]) -> Any:

@@ -27,9 +27,8 @@ from cvn_assets.diagnostics.store import DiagnosticsStore
 from cvn_assets.diagnostics.tables import crypto_signals, gate_verdicts
 from cvn_assets.gate.model_registry import model_name
 from cvn_assets.gate.signals import f1_precision_recall
-from cvn_assets.modelops.approvals import (
-    MLOPS_MAINTAINER, META_TRAINING, Approval, require_approvals, require_other_person, validate_actor,
-)
+from cvn_assets.models.contract import ORIGIN_RETRAIN, Action, Approval, Role, challenger_alias, validate_actor
+from cvn_assets.models.lifecycle import Lifecycle
 from cvn_assets.modelops.drift import Band, DriftKind, DriftMeasure, DriftThresholds, crypto_band, feature_drift, measure
 from cvn_assets.modelops.evaluation import (
     VersionResult, backtest_blobs, judge, operation_run_id, operation_spec, per_window_signals, version_result,
@@ -37,7 +36,7 @@ from cvn_assets.modelops.evaluation import (
 )
 from cvn_assets.modelops.records import record_drift, record_results
 from cvn_assets.modelops.registry import (
-    CHALLENGER_PREFIX, RegisteredVersion, load_estimator, operated_versions, pte_tag, register_version,
+    RegisteredVersion, load_estimator, operated_versions, pte_tag, register_version,
     registered_versions, require_champion, set_version_tags,
 )
 from cvn_assets.modelops.windows import MarketWindow, latest_candles, training_candles, window_of, window_spec
@@ -58,6 +57,11 @@ class OpsContext:
     diagnostics: DiagnosticsStore
     tracking_uri: str
     log: logging.Logger | Any
+    origin: str = "cli"  # who runs it, in the audit rows: "cli" or "dagster run <id>"
+
+    def lifecycle(self) -> Lifecycle:
+        """The registry lifecycle on the same stores: registration and approvals, audited."""
+        return Lifecycle(self.tracking_uri, self.diagnostics, origin=self.origin)
 
 
 def origin_spec(ctx: OpsContext, campaign_id: str) -> CampaignSpec:
@@ -207,17 +211,18 @@ def retrain(ctx: OpsContext, crypto: str, window: MarketWindow, now: datetime | 
 
         model = clone(estimator).fit(market.features.iloc[rows], y)
     trained_window = window_of(latest)
-    alias = f"{CHALLENGER_PREFIX}{run_id}"
-    tags = {"campaign_id": run_id, "source_campaign_id": champion.source_campaign_id, "origin": "retrain",
+    tags = {"source_campaign_id": champion.source_campaign_id,
             "retrained_from": champion.version, "family": champion.family, "pte": pte_tag(champion.pte),
-            "threshold": f"{champion.threshold:.6f}", "stage": "challenger",
+            "threshold": f"{champion.threshold:.6f}",
             "train_start_ms": str(trained_window.start_ms), "train_end_ms": str(trained_window.end_ms),
             TRAIN_WINDOW_TAG: window.model_dump_json(),
             **({"screening_f1_buy": f"{champion.screening_f1_buy:.6f}"} if champion.screening_f1_buy is not None else {})}
-    # The lifecycle's registration contract (alias challenger-<campaign>, tags campaign_id, origin,
-    # stage): with cvn_assets.models merged, the alias and these three tags are
-    # Lifecycle.register_challenger(crypto, version, run_id, origin="retrain", tags=…), audited.
-    version = register_version(ctx.tracking_uri, model_name(crypto), model, f"retrain-{run_id}", tags, alias)
+    # The recipe's tags with the version; its role (alias challenger-<run id>, tags campaign_id,
+    # origin retrain, stage) from the lifecycle, audited like a gate's challenger.
+    version = register_version(ctx.tracking_uri, model_name(crypto), model, f"retrain-{run_id}", tags, None)
+    ctx.lifecycle().register_challenger(crypto, version, run_id, origin=ORIGIN_RETRAIN, tags=tags,
+                                        actor=ORIGIN_RETRAIN)
+    alias = challenger_alias(run_id)
     return RetrainResult(crypto=crypto, model=model_name(crypto), champion_version=champion.version, version=version,
                          alias=alias, run_id=run_id, family=champion.family, pte=pte_tag(champion.pte),
                          training_window=trained_window, trained_rows=int(rows.stop - rows.start))
@@ -343,6 +348,7 @@ class MetaResult(BaseModel):
     meta_rows_holdout: int
     primary_precision_holdout: float = Field(description="share of the champion's BUYs that hit take-profit (holdout)")
     meta_precision_holdout: float = Field(description="same share among the BUYs the meta-label keeps (holdout)")
+    audit_event: int | None = Field(default=None, description="its meta_training row of cvn_model_events")
 
 
 META_SUFFIX = "-meta"
@@ -356,12 +362,26 @@ def meta_model_name(crypto: str) -> str:
 
 
 def meta_train(ctx: OpsContext, crypto: str, by: str, window: MarketWindow, now: datetime | None = None) -> MetaResult:
-    """A meta-label on the champion's BUYs: does this BUY reach take-profit first? Needs an approval."""
+    """A meta-label on the champion's BUYs: does this BUY reach take-profit first?
+
+    Needs an ``mlops_maintainer`` approval of the champion version by someone other than ``by``,
+    checked and consumed by the lifecycle; the attempt is a ``meta_training`` row of
+    ``cvn_model_events`` (refused, failed or done).
+    """
     actor = validate_actor(by)
     champion = require_champion(ctx.tracking_uri, crypto)
-    approvals = require_approvals(champion, META_TRAINING)
-    require_other_person(approvals, actor, f"{META_TRAINING} of {champion.name} v{champion.version}")
-    approval = next(a for a in approvals if a.role == MLOPS_MAINTAINER)
+
+    def work(approvals: list[Approval]) -> tuple[MetaResult, str]:
+        approval = next(a for a in approvals if a.role == Role.MLOPS_MAINTAINER)
+        result = _meta_train(ctx, crypto, champion, actor, approval, window, now)
+        return result, f"meta-label {result.model} v{result.version} registered (run {result.run_id})"
+
+    result, event_id = ctx.lifecycle().run_approved(Action.META_TRAINING, crypto, champion.version, actor, work)
+    return result.model_copy(update={"audit_event": event_id})
+
+
+def _meta_train(ctx: OpsContext, crypto: str, champion: RegisteredVersion, actor: str, approval: Approval,
+                window: MarketWindow, now: datetime | None) -> MetaResult:
     origin = origin_spec(ctx, champion.source_campaign_id)
     latest = latest_candles(origin, crypto, window)
     estimator = load_estimator(ctx.tracking_uri, champion)

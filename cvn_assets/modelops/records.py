@@ -76,21 +76,3 @@ def latest_drift(store: DiagnosticsStore) -> dict[str, list[dict[str, Any]]]:
         if runs.setdefault(row["crypto"], row["run_id"]) == row["run_id"]:
             latest.setdefault(row["crypto"], []).append(_row(row))
     return latest
-
-
-def qualification_reason(store: DiagnosticsStore, crypto: str, version: str) -> str | None:
-    """None when the version's latest backtest qualifies it; otherwise why not (for promotion guards).
-
-    A challenger registered by retrain has no discovery gate of its own: its backtest on a window
-    after its training window is the gate it passed (or not).
-    """
-    with store.engine.connect() as connection:
-        row = connection.execute(
-            sa.select(model_backtests).where((model_backtests.c.crypto == crypto) & (model_backtests.c.version == version)
-                                             & (model_backtests.c.kind == "backtest"))
-            .order_by(model_backtests.c.evaluated_at.desc()).limit(1)).mappings().first()
-    if row is None:
-        return f"{crypto} v{version} has no backtest recorded (cvn model backtest --crypto {crypto} --version {version})"
-    if not row["qualifies"]:
-        return f"{crypto} v{version} did not qualify at its latest backtest {row['run_id']} ({row['diagnostic']})"
-    return None

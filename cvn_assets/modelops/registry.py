@@ -1,21 +1,22 @@
-"""What model operations read from and write to the MLflow registry (DESIGN.md's alias contract).
+"""What model operations read from and write to the MLflow registry (the lifecycle's contract).
 
-One registered model per crypto, ``cvn-s43-<CRYPTO>``; the alias ``champion`` is the model in
-production; challengers (versions awaiting promotion) carry an alias ``challenger-<campaign>``
-(the lifecycle's contract) or the single ``challenger`` alias a gate sets. A version's recipe is
+One registered model per crypto, ``cvn-s43-<CRYPTO>``; each version's role is its lifecycle stage
+(``cvn_assets.models``: ``champion`` the model in production, ``challenger`` a version awaiting
+promotion, else previous, quarantined, superseded, decommissioned), read through the lifecycle's
+own registry view so both sides agree on it. A version's recipe is
 in its tags: ``family``, ``pte`` (``sl=…,tp=…,horizon=…``), ``threshold`` and ``campaign_id`` —
 the campaign whose spec says where its market data comes from (``source_campaign_id`` overrides it
 for versions a model operation registered). The estimator itself (skops, no pickle) carries the
 hyperparameters: ``sklearn.base.clone`` of it is the recipe, unfitted.
 
-Listing pages through MLflow (100 per page by default) so nothing is missed above a page.
+Listing pages through MLflow (100 per page by default; ``models.registry``) so nothing is missed.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,24 +27,15 @@ from cvn_assets.contracts.identifiers import validate_campaign_id, validate_cryp
 from cvn_assets.gate.model_registry import (
     _client, _experiment_id, _trusted_types, challenger_requirements, model_name,
 )
+from cvn_assets.models.contract import CHAMPION, RegistryView, Stage, validate_version
+from cvn_assets.models.registry import read_view
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-CHALLENGER_PREFIX = "challenger-"
-PAGE_SIZE = 100
-VERSION_PATTERN = r"[1-9][0-9]{0,8}"
+CHALLENGER = Stage.CHALLENGER.value
 _PTE_TAG = re.compile(r"sl=(?P<sl>[0-9.]+),tp=(?P<tp>[0-9.]+),horizon=(?P<horizon>[0-9]+)")
 
 
 class RegistryError(ValueError):
     """The registry does not hold what an operation needs (unknown version, no champion, bad tags)."""
-
-
-def validate_version(value: object) -> str:
-    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    if re.fullmatch(VERSION_PATTERN, text) is None:
-        raise ValueError(f"model version {value!r} is invalid: expected a positive integer (MLflow version number)")
-    return text
 
 
 class RegisteredVersion(BaseModel):
@@ -54,7 +46,7 @@ class RegisteredVersion(BaseModel):
     crypto: str
     name: str
     version: str
-    role: str = Field(description="champion, challenger or other (previous, quarantined, …)")
+    role: str = Field(description="its lifecycle stage: champion, challenger, previous, quarantined, superseded, …")
     aliases: list[str]
     created_at: datetime
     campaign_id: str = Field(description="what registered it (a campaign, or a model operation's run id)")
@@ -69,24 +61,6 @@ class RegisteredVersion(BaseModel):
     @property
     def uri(self) -> str:
         return f"models:/{self.name}/{self.version}"
-
-
-def _pages(search: Callable[..., Any], filter_string: str) -> Iterator[Any]:
-    token = None
-    while True:
-        page = search(filter_string=filter_string, max_results=PAGE_SIZE, page_token=token)
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
-def _role(aliases: list[str]) -> str:
-    if CHAMPION in aliases:
-        return CHAMPION
-    if any(alias == CHALLENGER or alias.startswith(CHALLENGER_PREFIX) for alias in aliases):
-        return CHALLENGER
-    return "other"
 
 
 def _tag(tags: Mapping[str, str], key: str, where: str) -> str:
@@ -107,10 +81,10 @@ def pte_tag(pte: Pte) -> str:
     return f"sl={pte.sl},tp={pte.tp},horizon={pte.horizon}"
 
 
-def _to_version(crypto: str, found: Any, aliases_by_version: Mapping[str, list[str]]) -> RegisteredVersion:
-    version = str(found.version)
-    tags = dict(found.tags or {})
-    where = f"{found.name} v{version}"
+def _to_version(view: RegistryView, version: str) -> RegisteredVersion:
+    found = view.versions[version]
+    tags = dict(found.tags)
+    where = f"{view.name} v{version}"
     campaign_id = validate_campaign_id(_tag(tags, "campaign_id", where))
     screening = tags.get("screening_f1_buy")
     if screening is None and tags.get("signals"):
@@ -120,10 +94,9 @@ def _to_version(crypto: str, found: Any, aliases_by_version: Mapping[str, list[s
         screening_value = None if screening in (None, "") else float(screening)
     except ValueError as exc:
         raise RegistryError(f"{where}: tags 'threshold'/'screening_f1_buy' expected numbers ({exc})") from None
-    aliases = sorted(aliases_by_version.get(version, []))
     return RegisteredVersion(
-        crypto=crypto, name=found.name, version=version, role=_role(aliases), aliases=aliases,
-        created_at=datetime.fromtimestamp(int(found.creation_timestamp) / 1000, tz=UTC),
+        crypto=view.crypto, name=view.name, version=version, role=view.stage_of(version).value,
+        aliases=view.aliases_of(version), created_at=datetime.fromtimestamp(found.created_ms / 1000, tz=UTC),
         campaign_id=campaign_id,
         source_campaign_id=validate_campaign_id(tags.get("source_campaign_id") or campaign_id),
         origin=tags.get("origin") or "discovery",
@@ -132,33 +105,10 @@ def _to_version(crypto: str, found: Any, aliases_by_version: Mapping[str, list[s
     )
 
 
-def _aliases(client: Any, name: str) -> dict[str, list[str]]:
-    by_version: dict[str, list[str]] = {}
-    for alias, version in (client.get_registered_model(name).aliases or {}).items():
-        by_version.setdefault(str(version), []).append(alias)
-    return by_version
-
-
-def _exists(client: Any, name: str) -> bool:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.get_registered_model(name)
-    except MlflowException as exc:
-        if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
-            return False
-        raise
-    return True
-
-
 def registered_versions(tracking_uri: str, crypto: str) -> list[RegisteredVersion]:
     """Every version of the crypto's model, oldest first (an empty list when it has none)."""
-    client, name = _client(tracking_uri), model_name(validate_crypto(crypto))
-    if not _exists(client, name):
-        return []
-    aliases = _aliases(client, name)
-    found = list(_pages(client.search_model_versions, f"name='{name}'"))
-    return sorted((_to_version(crypto, item, aliases) for item in found), key=lambda v: int(v.version))
+    view = read_view(_client(tracking_uri), validate_crypto(crypto))
+    return [_to_version(view, version) for version in sorted(view.versions, key=int)]
 
 
 def champion(tracking_uri: str, crypto: str) -> RegisteredVersion | None:
@@ -201,8 +151,11 @@ def load_estimator(tracking_uri: str, version: RegisteredVersion) -> Any:
 
 
 def register_version(tracking_uri: str, registered_name: str, model: Any, run_name: str,
-                     tags: Mapping[str, str], alias: str) -> str:
-    """Log ``model`` with skops (no pickle), register it under ``registered_name``, tag it, set ``alias``."""
+                     tags: Mapping[str, str], alias: str | None) -> str:
+    """Log ``model`` with skops (no pickle), register it under ``registered_name``, tag it, set ``alias``.
+
+    ``alias`` None: the caller gives the version its role (a retrained challenger is made one by
+    ``Lifecycle.register_challenger``, audited)."""
     import mlflow
     import mlflow.sklearn
 
@@ -217,7 +170,8 @@ def register_version(tracking_uri: str, registered_name: str, model: Any, run_na
     version = str(info.registered_model_version)
     for key, value in tags.items():
         client.set_model_version_tag(registered_name, version, key, value)
-    client.set_registered_model_alias(registered_name, alias, version)
+    if alias is not None:
+        client.set_registered_model_alias(registered_name, alias, version)
     return version
 
 

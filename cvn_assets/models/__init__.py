@@ -17,8 +17,10 @@ Public API for other domains (model operations, ``cvn model …`` sub-commands):
     → alias challenger-<campaign_id>, tags campaign_id/origin/stage, audited "register" event.
 (c) approvals of an action ("promotion" or "meta_training"; REQUIRED_APPROVALS in contract.py):
     lifecycle.approve(crypto, version, role, actor, reason, action="meta_training")
-    lifecycle.require_approvals(crypto, version, "meta_training")   # raises contract.Refused
-    lifecycle.consume_approvals(crypto, version, "meta_training", event_id)  # after your audit row
+    lifecycle.check_approved(Action.META_TRAINING, crypto, version, actor)  # Refused + a refused row
+    lifecycle.run_approved(Action.META_TRAINING, crypto, version, actor, work)  # audited, approvals consumed
+(d) the promotion guard: ``qualified_reason`` — a discovery version passed its campaign's gate,
+    a retrained one (origin ``retrain``) a qualifying backtest (``cvn_model_backtests``).
 
 Errors: ``contract.Refused`` (a guard of the manual: exit 2, a ``refused`` row written),
 ``lifecycle.LifecycleFailed`` (the registry failed mid-action: exit 1, a ``failed`` row; re-run).

@@ -114,11 +114,6 @@ class ModelAudit:
                 "approved_at": approval.approved_at, "event_id": event_id,
             }]).scalar_one())
 
-    def consume(self, approval_ids: Sequence[int], event_id: int) -> None:
-        with self.store.engine.begin() as connection:
-            connection.execute(sa.update(model_approvals).where(model_approvals.c.id.in_(list(approval_ids)))
-                               .values(consumed_event_id=event_id))
-
     def pending_approvals(self, crypto: str | None = None, version: str | None = None,
                           action: str | None = None) -> list[tuple[int, Approval]]:
         """Approvals not yet consumed by the action they approve, oldest first, with their ids."""

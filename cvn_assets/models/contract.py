@@ -68,6 +68,7 @@ class Action(StrEnum):
     KILLSWITCH = "killswitch"
     ROLLBACK = "rollback"
     DECOMMISSION = "decommission"
+    META_TRAINING = "meta_training"  # a model operation (modelops) that needs an approval
 
 
 class Stage(StrEnum):
@@ -94,7 +95,12 @@ EXECUTOR_ROLE = {
     Action.KILLSWITCH: Role.PLATFORM_OWNER,
     Action.ROLLBACK: Role.PLATFORM_OWNER,
     Action.DECOMMISSION: Role.PLATFORM_OWNER,
+    Action.META_TRAINING: Role.MLOPS_MAINTAINER,
 }
+# What registered a version (tag ``origin``): a discovery gate's PASS, or a retrain of the champion,
+# whose gate is a qualifying backtest on a window after its training window (modelops).
+ORIGIN_GATE = "gate"
+ORIGIN_RETRAIN = "retrain"
 # Approvals an action needs, each by a different person (manual §4, §10).
 REQUIRED_APPROVALS: dict[str, tuple[Role, ...]] = {
     "promotion": (Role.ML_OWNER, Role.OPERATOR),
@@ -275,6 +281,14 @@ def check_approvals(action: str, approvals: Iterable[Approval]) -> list[Approval
     people = sorted({a.actor for group in by_role.values() for a in group})
     raise Refused(f"{action} needs {len(required)} different people for {', '.join(r.value for r in required)}; "
                   f"found approvals by {', '.join(people)} only (the same person cannot approve twice)")
+
+
+def require_other_person(approvals: Iterable[Approval], executor: str, what: str) -> None:
+    """An approval is a second pair of eyes: the person who executes cannot be the one who approved."""
+    same = [a for a in approvals if a.actor == executor]
+    if same:
+        raise Refused(f"{what}: the {same[0].role.value} approval is by {executor}, who also executes it; "
+                      "an approval needs another person")
 
 
 def plan_register(view: RegistryView, version: str, campaign_id: str, origin: str,

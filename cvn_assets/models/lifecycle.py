@@ -17,16 +17,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
 from cvn_assets.contracts.identifiers import validate_campaign_id, validate_crypto
+
 from cvn_assets.diagnostics.store import DiagnosticsStore
+from cvn_assets.diagnostics.tables import model_backtests
 from cvn_assets.models import registry
 from cvn_assets.models.audit import ModelAudit
 from cvn_assets.models.contract import (
-    EXECUTOR_ROLE, REQUIRED_APPROVALS, TAG_CAMPAIGN, Action, Approval, Outcome, Plan, Refused, RegistryView, Role,
-    Stage, check_approvals, plan_decommission, plan_killswitch, plan_promotion, plan_register, plan_rollback,
-    validate_actor, validate_version,
+    EXECUTOR_ROLE, ORIGIN_RETRAIN, REQUIRED_APPROVALS, TAG_CAMPAIGN, TAG_ORIGIN, Action, Approval, Outcome, Plan,
+    Refused, RegistryView, Role, Stage, check_approvals, plan_decommission, plan_killswitch, plan_promotion,
+    plan_register, plan_rollback, require_other_person, validate_actor, validate_version,
 )
 
 
@@ -70,6 +73,39 @@ def gate_passed_reason(store: DiagnosticsStore, campaign_id: str, crypto: str) -
     if row is None or not row["candidate"]:
         return f"{crypto} was not a candidate of campaign {campaign_id}'s PASS"
     return None
+
+
+def backtest_qualified_reason(store: DiagnosticsStore, crypto: str, version: str) -> str | None:
+    """None when the version's latest backtest (``cvn_model_backtests``) qualifies it; otherwise why not.
+
+    A challenger registered by retrain has no discovery gate of its own: its backtest on a window
+    after its training window (a backtest refuses an in-sample window) is the gate it passed, or not.
+    """
+    with store.engine.connect() as connection:
+        row = connection.execute(
+            sa.select(model_backtests).where((model_backtests.c.crypto == crypto) & (model_backtests.c.version == version)
+                                             & (model_backtests.c.kind == "backtest"))
+            .order_by(model_backtests.c.evaluated_at.desc()).limit(1)).mappings().first()
+    if row is None:
+        return f"{crypto} v{version} has no backtest recorded (cvn model backtest --crypto {crypto} --version {version})"
+    if not row["qualifies"]:
+        return f"{crypto} v{version} did not qualify at its latest backtest {row['run_id']} ({row['diagnostic']})"
+    return None
+
+
+def qualified_reason(store: DiagnosticsStore, crypto: str, version: str, tags: Mapping[str, str]) -> str | None:
+    """None when the version passed its gate; otherwise why not (the promotion guard).
+
+    A version from a discovery campaign passed that campaign's gate; a retrained version (origin
+    ``retrain``) passed a qualifying backtest of its own.
+    """
+    campaign = tags.get(TAG_CAMPAIGN)
+    if not campaign:  # plan_promotion refuses a version without an origin campaign
+        return None
+    if tags.get(TAG_ORIGIN) == ORIGIN_RETRAIN:
+        reason = backtest_qualified_reason(store, crypto, version)
+        return None if reason is None else f"a retrained version's gate is a qualifying backtest: {reason}"
+    return gate_passed_reason(store, campaign, crypto)
 
 
 @dataclass
@@ -137,24 +173,6 @@ class Lifecycle:
 
     # approvals (public API (c)) -----------------------------------------------------------------
 
-    def approvals(self, crypto: str, version: str, action: str) -> list[Approval]:
-        return [a for _, a in self.audit.pending_approvals(crypto, version, action)]
-
-    def require_approvals(self, crypto: str, version: str, action: str) -> list[Approval]:
-        """The pending approvals that satisfy ``action`` (REQUIRED_APPROVALS), or ``Refused``."""
-        return check_approvals(action, self.approvals(crypto, version, action))
-
-    def consume_approvals(self, crypto: str, version: str, action: str, event_id: int) -> list[Approval]:
-        """Check the approvals of ``action`` and mark them used by the audited event ``event_id``.
-
-        For actions outside this module (meta-training): record your own ``cvn_model_events`` row,
-        then consume; raises ``Refused`` when the approvals are not there.
-        """
-        pending = self.audit.pending_approvals(crypto, version, action)
-        used = check_approvals(action, [a for _, a in pending])
-        self.audit.consume([i for i, a in pending if a in used], event_id)
-        return used
-
     def approve(self, crypto: str, version: str, role: str, actor: str, reason: str = "",
                 action: str = "promotion") -> ActionResult:
         """Record an approval (`cvn model approve`); refused for an unknown, killed or retired version."""
@@ -192,6 +210,50 @@ class Lifecycle:
         return ActionResult(event_id=event_id, action=Action.APPROVE, crypto=crypto, version=version,
                             outcome=Outcome.DONE, detail=detail, before=view.aliases, after=view.aliases, changes=[])
 
+    def check_approved(self, action: Action, crypto: str, version: str, actor: str, reason: str = ""
+                       ) -> list[tuple[int, Approval]]:
+        """The pending approvals that let ``actor`` run ``action`` on the version, with their ids.
+
+        Refused — with a ``refused`` row of ``cvn_model_events`` — when a required approval is
+        missing or is by ``actor`` (the approver is never the person who runs it).
+        """
+        crypto, version, actor = validate_crypto(crypto), validate_version(version), validate_actor(actor)
+        pending = self.audit.pending_approvals(crypto, version, action.value)
+        try:
+            used = check_approvals(action.value, [a for _, a in pending])
+            require_other_person(used, actor, f"{action.value} of {registry.model_name(crypto)} v{version}")
+        except Refused as exc:
+            event_id = self.audit.start(action=action, crypto=crypto, version=version, actor=actor,
+                                        role=EXECUTOR_ROLE[action].value, reason=reason, approvals=[], before={},
+                                        plan=None, origin=self.origin, now=self.now(), outcome=Outcome.REFUSED,
+                                        detail=str(exc))
+            raise Refused(f"{exc} (refused, audit event #{event_id})") from None
+        return [(i, a) for i, a in pending if a in used]
+
+    def run_approved(self, action: Action, crypto: str, version: str, actor: str,
+                     work: Callable[[list[Approval]], tuple[Any, str]], reason: str = "") -> tuple[Any, int]:
+        """Run an approved action outside the registry lifecycle (meta-training), audited.
+
+        The approvals are checked (``check_approved``: refused row, ``Refused``), a ``started`` row
+        is written, ``work(approvals)`` runs and returns (its result, a detail for the row); the row
+        is closed ``done`` and the approvals consumed by it — or ``failed`` with the error, the
+        approvals kept for a re-run. Returns (the result, the audit event id).
+        """
+        chosen = self.check_approved(action, crypto, version, actor, reason)
+        event_id = self.audit.start(action=action, crypto=crypto, version=version, actor=actor,
+                                    role=EXECUTOR_ROLE[action].value, reason=reason,
+                                    approvals=_approval_entries(chosen), before={}, plan=None, origin=self.origin,
+                                    now=self.now())
+        try:
+            result, detail = work([a for _, a in chosen])
+        except Exception as exc:  # recorded, then raised: the row must not stay "started"
+            self.audit.finish(event_id, outcome=Outcome.FAILED, applied=0, after=None, now=self.now(),
+                              detail=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+            raise
+        self.audit.finish(event_id, outcome=Outcome.DONE, applied=1, after=None, detail=detail, now=self.now(),
+                          consume=[i for i, _ in chosen])
+        return result, event_id
+
     # registration (public API (b)) --------------------------------------------------------------
 
     def register_challenger(self, crypto: str, version: str, campaign_id: str, origin: str,
@@ -210,8 +272,8 @@ class Lifecycle:
         chosen: list[tuple[int, Approval]] = []
 
         def plan(view: RegistryView) -> Plan:
-            campaign = view.versions[version].tags.get(TAG_CAMPAIGN) if version in view.versions else None
-            reason = gate_passed_reason(self.store, campaign, crypto) if campaign else None
+            tags = view.versions[version].tags if version in view.versions else {}
+            reason = qualified_reason(self.store, crypto, version, tags)
             pending = self.audit.pending_approvals(crypto, version, "promotion")
             result = plan_promotion(view, version, actor, self.now(), [a for _, a in pending], reason)
             if result.changes:
