@@ -63,7 +63,7 @@ def test_a_firing_alert_appears_once_and_a_resolve_ends_it(alertmanager, http_re
     active = wait_for(lambda: ours(alertmanager, "CvnGlobalState"))
     assert len(active) == 1  # the repeat is the same alert, deduplicated by its labels
     labels = active[0]["labels"]
-    assert labels["severity"] == "P1" and labels["state"] == "ORANGE" and labels["family"] == "pipeline"
+    assert labels["severity"] == "P1" and labels["state"] == "ORANGE" and labels["source"] == "cvn_assets"
     assert active[0]["status"]["state"] == "active"
     assert active[0]["annotations"]["summary"] == "global state ORANGE"
     assert datetime.fromisoformat(active[0]["endsAt"].replace("Z", "+00:00")) > datetime.now(UTC) + timedelta(hours=24)
@@ -99,6 +99,7 @@ def test_a_silence_created_in_alertmanager_suppresses_delivery_to_its_receiver(a
     loud = wait_for(lambda: [a for a in forwarded(http_receiver, "CvnCheckFailure", "firing")
                              if a["labels"]["campaign"] == "defi-loud"])
     assert loud and loud[0]["labels"]["check"] == "cohort_intact" and "run_id" not in loud[0]["labels"]
+    assert loud[0]["labels"]["family"] == "pipeline" and loud[0]["labels"]["severity"] == "P1"
     time.sleep(2.5)  # two group intervals: the silenced one would have been forwarded by now
     assert [a for a in forwarded(http_receiver, "CvnCheckFailure", "firing")
             if a["labels"]["campaign"] == "defi-silenced"] == []

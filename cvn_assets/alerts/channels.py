@@ -211,8 +211,8 @@ class AlertmanagerChannel(HttpChannel):
     """Prometheus Alertmanager's v2 API (``POST /api/v2/alerts``): its grouping, inhibition and silences.
 
     Alertmanager knows an alert by its labels, so the labels are the incident's identity —
-    alertname, severity, the global ``state`` or the campaign / crypto / check / job — never a run
-    id (except for per-run alerts: stuck, too long). A firing alert holds until ``hold`` (longer
+    alertname, severity, and the global ``state`` or the family with the campaign / crypto / check /
+    job — never a run id (except for per-run alerts: stuck, too long). A firing alert holds until ``hold`` (longer
     than the longest repeat interval, so our repeats keep it alive and a dead sensor lets it
     expire); a resolve sends the same labels with ``endsAt`` = now. A change of global state
     resolves the previous state's alert in the same post.
@@ -235,10 +235,11 @@ class AlertmanagerChannel(HttpChannel):
         return "Cvn" + "".join(part.capitalize() for part in base.split("_"))
 
     def labels(self, alert: Alert, severity: Severity, state: str | None) -> dict[str, str]:
-        labels = {"alertname": self.alertname(alert), "severity": severity.value, "source": "cvn_assets",
-                  "family": family_of(alert).value}
+        labels = {"alertname": self.alertname(alert), "severity": severity.value, "source": "cvn_assets"}
         if state:
-            labels["state"] = state
+            labels["state"] = state  # the global state: its rules (and so its family) change under it
+        else:
+            labels["family"] = family_of(alert).value
         # An incident (incidents.py) is one Alertmanager alert: its key's scope only, whichever
         # crypto or run failed this time.
         scope = ("campaign", "check", "job") if alert.facts.get("incident") else self.SCOPE_FACTS
