@@ -28,7 +28,7 @@ class StateSettings(BaseModel):
     latency_history_days: float = Field(default=30.0, gt=0, description="history of the per-job p95 duration")
     latency_min_history: int = Field(default=5, ge=1, description="finished runs needed before a job has a p95")
     latency_history_runs: int = Field(
-        default=300, ge=2, description="at most this many latest successful runs of a job (within "
+        default=100, ge=2, description="at most this many latest successful runs of a job (within "
                                        "latency_history_days) give its p95: the tick does not grow with history")
     latency_warning_factor: float = Field(default=1.3, description="§2: duration > p95 + 30 % → warning")
     latency_critical_factor: float = Field(default=2.0, description="§2: duration > p95 + 100 % → critical")
