@@ -121,9 +121,13 @@ def test_global_state_rows_round_trip(tmp_path):
 
 
 def test_the_resource_opens_a_migrated_store_where_the_environment_says(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'nested' / 'diag.sqlite'}"
+    url = f"sqlite:///{tmp_path / 'diag.sqlite'}"
     store = DiagnosticsResource(url=url).store()
-    assert store.latest_gate_verdicts(5) == []  # tables exist: migrated on first use, parent directory created
+    assert store.latest_gate_verdicts(5) == []  # tables exist: migrated on first use
+    nested = tmp_path / "nested" / "dir"
+    with pytest.raises(ValueError, match="expected an existing directory"):  # a typo grows no directory tree
+        DiagnosticsResource(url=f"sqlite:///{nested / 'diag.sqlite'}").store()
+    assert not (tmp_path / "nested").exists()
     assert diagnostics_url_from_env({"CVN_DIAGNOSTICS_URL": url}) == url
     assert diagnostics_url_from_env({"DAGSTER_HOME": str(tmp_path)}) == f"sqlite:///{tmp_path / 'cvn-diagnostics.sqlite'}"
     with pytest.raises(ValueError, match="CVN_DIAGNOSTICS_URL"):

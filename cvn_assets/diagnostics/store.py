@@ -75,8 +75,10 @@ class DiagnosticsStore:
         """Create or upgrade the tables to the latest revision (safe to call every time)."""
         if self.engine.dialect.name == "sqlite":
             database = self.engine.url.database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            if database and database != ":memory:" and not Path(database).parent.is_dir():
+                # a typo in the URL must not grow a directory tree: only the file is ours to create
+                raise ValueError(f"CVN_DIAGNOSTICS_URL {safe_url(self.url)!r}: expected an existing directory "
+                                 f"for the SQLite file, found no directory {str(Path(database).parent)!r}")
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         engine = self._migration_engine()
