@@ -45,10 +45,13 @@ def lifecycle_errors(command: F) -> F:
         from mlflow.exceptions import MlflowException
         from sqlalchemy.exc import SQLAlchemyError
 
+        from cvn_assets.campaigns.runner import without_library_chatter
+        from cvn_assets.cli.common import verbose
         from cvn_assets.state.sources import describe_error
 
         try:
-            return command(*args, **kwargs)
+            with without_library_chatter(verbose()):  # MLflow's table-creation notices only with -v
+                return command(*args, **kwargs)
         except (Refused, ValueError) as exc:
             message, code = str(exc), EXIT_USAGE
         except LifecycleFailed as exc:

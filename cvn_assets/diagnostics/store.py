@@ -75,10 +75,16 @@ class DiagnosticsStore:
         """Create or upgrade the tables to the latest revision (safe to call every time)."""
         if self.engine.dialect.name == "sqlite":
             database = self.engine.url.database
-            if database and database != ":memory:" and not Path(database).parent.is_dir():
-                # a typo in the URL must not grow a directory tree: only the file is ours to create
-                raise ValueError(f"CVN_DIAGNOSTICS_URL {safe_url(self.url)!r}: expected an existing directory "
-                                 f"for the SQLite file, found no directory {str(Path(database).parent)!r}")
+            if database and database != ":memory:":
+                # The file's own folder may be made (a new DAGSTER_HOME holds the embedded default), but
+                # a typo in the URL must not grow a directory tree: no missing parents are created.
+                folder = Path(database).parent
+                try:
+                    folder.mkdir(exist_ok=True)
+                except FileNotFoundError:
+                    raise ValueError(f"CVN_DIAGNOSTICS_URL {safe_url(self.url)!r}: expected an existing directory "
+                                     f"for the SQLite file (or its folder in one), found no directory "
+                                     f"{str(folder.parent)!r}") from None
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         engine = self._migration_engine()
