@@ -227,7 +227,7 @@ def test_no_candidate_rules_relaunch_the_failed_campaigns_own_group_and_data_sou
     from cvn_assets.alerts.policy import Decision, NotificationKind
     from cvn_assets.alerts.alert import Severity
     from cvn_assets.diagnostics.store import DiagnosticsStore
-    from cvn_assets.state.rules import State, evaluate_state
+    from cvn_assets.state.rules import evaluate_state
     from cvn_assets.state.signals import gate_history
     from cvn_assets.state.sources import StoreDiagnostics
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -30,7 +29,7 @@ from cvn_assets.contracts.blob import PredictionBlob
 from cvn_assets.gate.report import GateReport, Verdict
 from cvn_assets.home import in_dagster_home
 from cvn_assets.models.contract import ORIGIN_GATE, challenger_alias, signals_tag
-from cvn_assets.models.registry import TRACKING_ENV, ensure_store, model_name, model_versions, sqlite_database
+from cvn_assets.models.registry import TRACKING_ENV, model_name, model_versions, sqlite_database
 from cvn_assets.models.registry import mlflow_client as _client
 
 if TYPE_CHECKING:
