@@ -29,6 +29,11 @@ from dagster_k8s import K8sRunLauncher
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
 from cvn_assets.operations.instance_storage import POSTGRES_URL_ENV
+from cvn_assets.operations.sqlite_storage import (
+    EngineReusingEventLogStorage,
+    EngineReusingRunStorage,
+    EngineReusingScheduleStorage,
+)
 from cvn_assets_tests.fixtures.dagster_postgres import LOCAL_INSTANCE_YAML, psycopg2_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +69,12 @@ def test_local_instance_without_the_switch_is_sqlite_under_dagster_home(dagster_
     install(LOCAL_INSTANCE_YAML, dagster_home)
     dagster_instance_config(str(dagster_home))  # Dagster's own schema; raises on any invalid key
     with dg.DagsterInstance.get() as instance:
-        assert storage_types(instance) == (SqliteRunStorage, SqliteEventLogStorage, SqliteScheduleStorage)
+        # Dagster's SQLite storages (subclasses that reuse their engines: test_sqlite_storage.py)
+        assert storage_types(instance) == (EngineReusingRunStorage, EngineReusingEventLogStorage,
+                                           EngineReusingScheduleStorage)
+        assert isinstance(instance.run_storage, SqliteRunStorage)
+        assert isinstance(instance.event_log_storage, SqliteEventLogStorage)
+        assert isinstance(instance.schedule_storage, SqliteScheduleStorage)
         run_id = heartbeat_job.execute_in_process(instance=instance).run_id
     # Dagster's default layout, so an existing .dagster_home keeps its history when the file is added
     assert (dagster_home / "history" / "runs.db").is_file()

@@ -10,7 +10,8 @@ The repository's ``dagster.yaml`` (the local instance, placed in ``$DAGSTER_HOME
 
 Dagster's instance file cannot pick a storage class from the environment by itself (``env:`` only
 fills values), hence this selector. It is never instantiated: ``from_config_value`` returns
-Dagster's own ``DagsterSqliteStorage`` or ``DagsterPostgresStorage``. The PostgreSQL URL is passed
+``operations.sqlite_storage.SqliteStorage`` (Dagster's ``DagsterSqliteStorage``, same files, with
+its engines reused: see that module) or Dagster's ``DagsterPostgresStorage``. The PostgreSQL URL is passed
 on as ``{env: CVN_DAGSTER_POSTGRES_URL}``, so the password never lands in an instance reference,
 a run's serialized instance or a log line.
 """
@@ -59,7 +60,7 @@ def selected_storage_data(base_dir: str, postgres_url_env: str,
     url = (environ.get(postgres_url_env) or "").strip()
     if not url:
         return ConfigurableClassData(
-            "dagster._core.storage.sqlite_storage", "DagsterSqliteStorage",
+            "cvn_assets.operations.sqlite_storage", "SqliteStorage",
             yaml.safe_dump({"base_dir": base_dir}),
         )
     scheme = urlsplit(url).scheme
