@@ -9,6 +9,7 @@ failed ones included, exactly as ``campaign_sensor`` would.
 
 from __future__ import annotations
 
+import functools
 import io
 import multiprocessing
 import os
@@ -133,6 +134,15 @@ class RunOutcome:
     errors: list[str]
 
 
+@functools.lru_cache(maxsize=4)
+def _job(job_name: str, environment: tuple[tuple[str, str], ...]) -> dg.JobDefinition:
+    """The job as the definitions build it for this environment (resources, executor), built once
+    per campaign instead of once per run: a campaign's runs share one environment."""
+    from cvn_assets.definitions import build_defs
+
+    return build_defs(dict(environment)).resolve_job_def(job_name)
+
+
 def _execute(job_name: str, partition_key: str | dg.MultiPartitionKey, tags: dict[str, str], label: str,
              instance: dg.DagsterInstance | None = None, verbose: bool = False) -> RunOutcome:
     """One run in this process, on ``instance`` (the caller's, shared by a campaign's runs: opening
@@ -141,10 +151,8 @@ def _execute(job_name: str, partition_key: str | dg.MultiPartitionKey, tags: dic
     if instance is None:
         with dg.DagsterInstance.get() as own:
             return _execute(job_name, partition_key, tags, label, own, verbose)
-    from cvn_assets.definitions import build_defs
-
     started = time.monotonic()
-    job = build_defs().resolve_job_def(job_name)
+    job = _job(job_name, tuple(sorted(os.environ.items())))
     with without_library_chatter(verbose):
         result = job.execute_in_process(instance=instance, partition_key=partition_key, tags=tags,
                                         run_config=VERBOSE_RUN_CONFIG if verbose else QUIET_RUN_CONFIG,
