@@ -19,9 +19,9 @@ import pytest
 import sqlalchemy as sa
 from dagster._core.events.log import EventLogEntry
 
+from cvn_assets.operations.instance_storage import POSTGRES_URL_ENV
 from cvn_assets.operations.sqlite_storage import RUN_ENGINES, EngineReusingEventLogStorage
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from cvn_assets_tests.fixtures.dagster_postgres import LOCAL_INSTANCE_YAML
 DAGSTER_DEFAULT_YAML = "telemetry:\n  enabled: false\n"
 
 
@@ -38,7 +38,7 @@ def heartbeat_positive() -> dg.AssetCheckResult:
 def _home(root: Path, ours: bool) -> Path:
     root.mkdir(parents=True)
     if ours:
-        shutil.copyfile(REPO_ROOT / "dagster.yaml", root / "dagster.yaml")
+        shutil.copyfile(LOCAL_INSTANCE_YAML, root / "dagster.yaml")
     else:
         (root / "dagster.yaml").write_text(DAGSTER_DEFAULT_YAML)
     return root
@@ -46,7 +46,7 @@ def _home(root: Path, ours: bool) -> Path:
 
 def _instance(home: Path, monkeypatch: pytest.MonkeyPatch) -> dg.DagsterInstance:
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.delenv("CVN_DAGSTER_POSTGRES_URL", raising=False)
+    monkeypatch.delenv(POSTGRES_URL_ENV, raising=False)
     return dg.DagsterInstance.get()
 
 
@@ -85,7 +85,7 @@ def test_a_home_moves_between_dagsters_storage_and_ours_with_its_history(tmp_pat
     home = _home(tmp_path / "home", ours=False)
     with _instance(home, monkeypatch) as instance:
         first = _materialize(instance)
-    shutil.copyfile(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(LOCAL_INSTANCE_YAML, home / "dagster.yaml")
     with _instance(home, monkeypatch) as instance:
         assert isinstance(instance.event_log_storage, EngineReusingEventLogStorage)
         assert instance.get_run_by_id(first).status == dg.DagsterRunStatus.SUCCESS
@@ -144,7 +144,7 @@ def _store_together(home: str, run_id: str, worker: int, start: float, count: in
     import os
 
     os.environ["DAGSTER_HOME"] = home
-    os.environ.pop("CVN_DAGSTER_POSTGRES_URL", None)
+    os.environ.pop(POSTGRES_URL_ENV, None)
     with dg.DagsterInstance.get() as instance:
         time.sleep(max(0.0, start - time.time()))
         for index in range(count):

@@ -79,21 +79,16 @@ def event_log_scripts() -> ScriptDirectory:
 
 class _OneEngine:
     """``connect`` of Dagster's SQLite run and schedule storages (one database file each), on one engine
-    created at first use instead of one per call."""
+    for the storage's life instead of one per call (creating it opens no connection)."""
 
     _conn_string: str
 
     def __init__(self, conn_string: str, inst_data: ConfigurableClassData | None = None):
         super().__init__(conn_string, inst_data)  # type: ignore[call-arg]
-        self._engine: Engine | None = None
-        self._engine_lock = threading.Lock()
+        self._engine = create_engine(conn_string, poolclass=NullPool)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        if self._engine is None:
-            with self._engine_lock:
-                if self._engine is None:
-                    self._engine = create_engine(self._conn_string, poolclass=NullPool)
         with self._engine.connect() as conn:
             with conn.begin():
                 yield conn
